@@ -153,16 +153,16 @@ def convert_state_dict(
     state_dict: dict[str, torch.Tensor], kind: str, model: SpectralGPTPreTrainedModel
 ) -> dict[str, torch.Tensor]:
     """Maps every original key onto `model`'s keys; anything unmapped, missing or mis-shaped is an error."""
-    converted, unmapped = {}, []
+    converted, original_keys, unmapped = {}, {}, []
     for key, tensor in state_dict.items():
         new_key = rename_key(key, KEY_RENAMES[kind])
         if new_key is None:
             unmapped.append(key)
         else:
-            converted[new_key] = tensor
+            converted[new_key], original_keys[new_key] = tensor, key
     expected = model.state_dict()
     missing = sorted(set(expected) - set(converted))
-    unexpected = sorted(set(converted) - set(expected))
+    unexpected = sorted(f"{original_keys[key]} (as {key})" for key in set(converted) - set(expected))
     mismatched = [
         f"{key}: checkpoint {tuple(converted[key].shape)} vs model {tuple(expected[key].shape)}"
         for key in sorted(set(converted) & set(expected))

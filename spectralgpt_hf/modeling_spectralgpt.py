@@ -258,14 +258,13 @@ class SpectralGPTPreTrainedModel(PreTrainedModel):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, SpectralGPTPatchEmbeddings):
-            # Xavier on the (hidden, bands * patch * patch) view, as for the equivalent linear layer; PyTorch's
-            # default uniform bias.
-            weight = module.projection.weight
-            fan_out, fan_in = weight.shape[0], math.prod(weight.shape[1:])
+        elif isinstance(module, nn.Conv3d):
+            # The tokenizer: Xavier on the (hidden, bands * patch * patch) view, as for the equivalent linear layer;
+            # PyTorch's default uniform bias.
+            fan_out, fan_in = module.weight.shape[0], math.prod(module.weight.shape[1:])
             bound = math.sqrt(6.0 / (fan_in + fan_out))
-            init.uniform_(weight, -bound, bound)
-            init.uniform_(module.projection.bias, -(fan_in**-0.5), fan_in**-0.5)
+            init.uniform_(module.weight, -bound, bound)
+            init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
         elif isinstance(module, SpectralGPTPositionEmbeddings):
             init.trunc_normal_(module.spatial, std=self.config.initializer_range)
             init.trunc_normal_(module.spectral, std=self.config.initializer_range)
