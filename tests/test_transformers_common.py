@@ -1,0 +1,142 @@
+"""transformers' own common model tests (ModelTesterMixin, ConfigTester) run against SpectralGPT.
+
+The mixins ship only in the transformers source distribution, not in the wheel: `python
+tests/fetch_transformers_tests.py` (part of the README's setup and of `.ci/run`) unpacks the sdist of the installed
+version into .cache/, or TRANSFORMERS_TESTS_DIR may point at its `tests/` folder; without either this module is
+skipped. The mixins are copied into a scratch package with stubs for the three helpers the sdist
+does not ship (export, generation and config-kwargs test utilities).
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import pytest
+import transformers
+
+DEFAULT_TESTS_DIR = Path(__file__).resolve().parents[1] / ".cache" / f"transformers-{transformers.__version__}" / "tests"
+TESTS_DIR = os.environ.get("TRANSFORMERS_TESTS_DIR", str(DEFAULT_TESTS_DIR))
+if not TESTS_DIR or not (Path(TESTS_DIR) / "test_modeling_common.py").is_file():
+    pytest.skip(
+        f"transformers' common tests not found at {TESTS_DIR}: run `python tests/fetch_transformers_tests.py`",
+        allow_module_level=True,
+    )
+
+import torch  # noqa: E402
+
+STUBS = {
+    "exporters/test_export.py": "class ExportTesterMixin:\n    pass\n",
+    "generation/test_utils.py": "class GenerationTesterMixin:\n    pass\n",
+    "utils/test_configuration_utils.py": (
+        "config_common_kwargs = {'return_dict': False, 'output_hidden_states': True, 'dtype': 'float16',\n"
+        "    'chunk_size_feed_forward': 5, 'architectures': ['BertModel'], 'id2label': {0: 'label'},\n"
+        "    'label2id': {'label': '0'}, 'problem_type': 'regression'}\n"
+    ),
+}
+
+
+def build_mixin_package() -> None:
+    root = Path(tempfile.mkdtemp(prefix="transformers-common-"))
+    package = root / "transformers_common_tests"
+    for name in ("test_modeling_common.py", "test_configuration_common.py", "test_backbone_common.py"):
+        package.mkdir(exist_ok=True)
+        shutil.copy(Path(TESTS_DIR) / name, package / name)
+    for relative, text in STUBS.items():
+        (package / relative).parent.mkdir(parents=True, exist_ok=True)
+        (package / relative).write_text(text)
+    for folder in [package, *(path for path in package.iterdir() if path.is_dir())]:
+        (folder / "__init__.py").touch()
+    sys.path.insert(0, str(root))
+
+
+build_mixin_package()
+
+from transformers_common_tests.test_configuration_common import ConfigTester  # noqa: E402
+from transformers_common_tests.test_modeling_common import ModelTesterMixin, floats_tensor  # noqa: E402
+
+from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining, SpectralGPTModel  # noqa: E402
+
+
+class SpectralGPTModelTester:
+    def __init__(self, parent, batch_size=2, image_size=16, patch_size=4, num_bands=6, mask_ratio=0.75):
+        self.parent = parent
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_bands = num_bands
+        self.hidden_size = 32
+        self.num_hidden_layers = 2
+        self.num_attention_heads = 4
+        self.mask_ratio = mask_ratio
+        self.is_training = True
+        self.num_tokens = (num_bands // 3) * (image_size // patch_size) ** 2
+        self.seq_length = self.num_tokens
+
+    def get_config(self):
+        return SpectralGPTConfig(
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            num_bands=self.num_bands,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=37,
+            decoder_hidden_size=16,
+            decoder_num_hidden_layers=1,
+            decoder_num_attention_heads=2,
+            decoder_intermediate_size=20,
+            mask_ratio=self.mask_ratio,
+        )
+
+    def prepare_config_and_inputs_for_common(self):
+        pixel_values = floats_tensor([self.batch_size, self.num_bands, self.image_size, self.image_size])
+        return self.get_config(), {"pixel_values": pixel_values}
+
+
+class SpectralGPTModelTest(ModelTesterMixin, unittest.TestCase):
+    all_model_classes = (SpectralGPTModel,)
+    test_resize_embeddings = False
+    test_torch_exportable = False
+
+    def setUp(self):
+        # the base model has no loss: upstream's training tests skip base models by their (static) class name
+        self.model_tester = SpectralGPTModelTester(self)
+        self.model_tester.is_training = False
+        self.config_tester = ConfigTester(self, config_class=SpectralGPTConfig, has_text_modality=False)
+
+    def test_config(self):
+        self.config_tester.run_common_tests()
+
+    def test_model_get_set_embeddings(self):
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            model = model_class(config)
+            self.assertIsInstance(model.get_input_embeddings(), torch.nn.Module)
+
+
+class SpectralGPTForPreTrainingTest(ModelTesterMixin, unittest.TestCase):
+    """The pretraining model's encoder sees only the visible tokens."""
+
+    all_model_classes = (SpectralGPTForPreTraining,)
+    test_resize_embeddings = False
+    test_torch_exportable = False
+
+    def setUp(self):
+        self.model_tester = SpectralGPTModelTester(self)
+        tester = self.model_tester
+        tester.seq_length = int(tester.num_tokens * (1 - tester.mask_ratio))
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        # fixed noise: the same tokens are masked in every call a test compares
+        generator = torch.Generator().manual_seed(2)
+        batch_size = inputs_dict["pixel_values"].shape[0]
+        inputs_dict["noise"] = torch.rand(batch_size, self.model_tester.num_tokens, generator=generator)
+        return inputs_dict
+
+    def test_model_get_set_embeddings(self):
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        self.assertIsInstance(SpectralGPTForPreTraining(config).get_input_embeddings(), torch.nn.Module)
