@@ -1,0 +1,73 @@
+"""Optimiser parameter groups of the original SpectralGPT recipes: layer-wise learning-rate decay for fine-tuning,
+and no weight decay on norms, biases, position tables and the mask token.
+
+With `Trainer`, layer-wise decay is one argument:
+
+    trainer = Trainer(model, args, ..., optimizer_cls_and_kwargs=layer_decay_optimizer(model, args, layer_decay=0.75))
+
+The learning-rate scheduler Trainer builds from `args` then scales every group's own learning rate.
+"""
+
+import re
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+# Parameters of the encoder's tokenizer and position tables sit below the first block; `layers.i` is block i.
+EMBEDDINGS = re.compile(r"(^|\.)spectralgpt\.embeddings\.")
+BLOCK = re.compile(r"(^|\.)spectralgpt\.layers\.(\d+)\.")
+
+
+def uses_weight_decay(name: str, parameter: torch.nn.Parameter) -> bool:
+    """Norm scales, biases, position tables and the mask token are not decayed."""
+    return parameter.ndim > 1 and "position_embeddings" not in name and not name.endswith("mask_token")
+
+
+def layer_index(name: str, num_hidden_layers: int) -> int:
+    """0 for the tokenizer and position tables, i + 1 for block i, num_hidden_layers + 1 for everything after."""
+    if EMBEDDINGS.search(name):
+        return 0
+    if match := BLOCK.search(name):
+        return int(match.group(2)) + 1
+    return num_hidden_layers + 1
+
+
+def layer_decay_parameter_groups(
+    model: torch.nn.Module, learning_rate: float, weight_decay: float, layer_decay: float = 0.75
+) -> list[dict]:
+    """
+    Parameter groups with learning rate `learning_rate * layer_decay ** (num_hidden_layers + 1 - layer_index)`, as the
+    original fine-tuning (which used 0.75): the head trains at the full rate, the tokenizer at the smallest.
+
+    Deviation from the original: there, the spatial and spectral position tables fell into the top group because of
+    their names; here every position table is grouped with the tokenizer, as the joint table of the original was.
+    """
+    if not 0.0 < layer_decay <= 1.0:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}.")
+    num_hidden_layers = model.config.num_hidden_layers
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        index = layer_index(name, num_hidden_layers)
+        decays = uses_weight_decay(name, parameter)
+        group = groups.setdefault(
+            (index, decays),
+            {
+                "params": [],
+                "lr": learning_rate * layer_decay ** (num_hidden_layers + 1 - index),
+                "weight_decay": weight_decay if decays else 0.0,
+            },
+        )
+        group["params"].append(parameter)
+    return [groups[key] for key in sorted(groups)]
+
+
+def layer_decay_optimizer(
+    model: torch.nn.Module, args: TrainingArguments, layer_decay: float = 0.75
+) -> tuple[type, dict]:
+    """`(optimizer class, kwargs)` for `Trainer(optimizer_cls_and_kwargs=...)`: the optimiser `args` asks for, over
+    layer-wise decayed parameter groups built from `args.learning_rate` and `args.weight_decay`."""
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    groups = layer_decay_parameter_groups(model, args.learning_rate, args.weight_decay, layer_decay)
+    return optimizer_cls, {**optimizer_kwargs, "params": groups}

@@ -1,0 +1,79 @@
+
+import numpy as np
+import pytest
+from transformers import EvalPrediction
+
+from spectralgpt_hf.metrics import (
+    ChangeDetectionMetrics,
+    ClassificationMetrics,
+    MultiLabelMetrics,
+    SegmentationMetrics,
+    average_precision,
+)
+
+
+def brute_force_average_precision(scores, targets):
+    """Sum over distinct thresholds of (recall gain) x precision, with every sample scoring >= threshold predicted."""
+    total, previous_recall = 0.0, 0.0
+    for threshold in sorted(set(scores), reverse=True):
+        predicted = scores >= threshold
+        precision = (targets & predicted).sum() / predicted.sum()
+        recall = (targets & predicted).sum() / targets.sum()
+        total += (recall - previous_recall) * precision
+        previous_recall = recall
+    return total
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_precision_matches_definition_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, size=40).astype(float)  # many ties
+    targets = rng.random(40) < 0.3
+    assert average_precision(scores, targets) == pytest.approx(brute_force_average_precision(scores, targets))
+
+
+def test_average_precision_perfect_and_without_positives():
+    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0])) == 1.0
+    assert np.isnan(average_precision(np.array([0.9, 0.1]), np.array([0, 0])))
+
+
+def test_multilabel_scores_whole_set_not_batch_mean():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(12, 4)), (rng.random((12, 4)) < 0.4).astype(np.float32)
+    labels[0] = 1  # every class has a positive
+    whole = MultiLabelMetrics()(EvalPrediction(logits, labels))
+    metric = MultiLabelMetrics()
+    for start in (0, 4):
+        assert metric(EvalPrediction(logits[start : start + 4], labels[start : start + 4]), compute_result=False) is None
+    batched = metric(EvalPrediction(logits[8:], labels[8:]), compute_result=True)
+    assert batched == pytest.approx(whole)
+    assert whole["micro_mAP"] == pytest.approx(brute_force_average_precision(logits.ravel(), labels.ravel() > 0))
+    per_class = [brute_force_average_precision(logits[:, c], labels[:, c] > 0) for c in range(4)]
+    assert whole["macro_mAP"] == pytest.approx(np.mean(per_class))
+
+
+def test_classification_accuracy():
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0]])
+    assert ClassificationMetrics()(EvalPrediction(logits, np.array([0, 1, 1]))) == {"accuracy": pytest.approx(2 / 3)}
+
+
+def test_segmentation_confusion_matrix_and_ignore_index():
+    labels = np.array([[[0, 1], [2, 255]]])
+    predictions = np.array([[[0, 1], [1, 0]]])
+    scores = SegmentationMetrics(num_labels=3)(EvalPrediction(predictions, labels))
+    assert scores["overall_accuracy"] == pytest.approx(2 / 3)
+    # class 0: tp 1, union 1; class 1: tp 1, union 2; class 2: tp 0, union 1
+    assert scores["iou_0"] == 1.0 and scores["iou_1"] == 0.5 and scores["iou_2"] == 0.0
+    assert scores["mean_iou"] == pytest.approx(0.5)
+
+
+def test_change_detection_precision_recall_f1_count_each_pixel_once():
+    rng = np.random.default_rng(1)
+    labels = (rng.random((3, 8, 8)) < 0.3).astype(np.int64)
+    logits = rng.normal(size=(3, 2, 8, 8))
+    scores = ChangeDetectionMetrics()(EvalPrediction(logits, labels))
+    predicted = logits.argmax(1)
+    tp = ((predicted == 1) & (labels == 1)).sum()
+    precision, recall = tp / (predicted == 1).sum(), tp / (labels == 1).sum()
+    assert scores["precision"] == pytest.approx(precision) and scores["recall"] == pytest.approx(recall)
+    assert scores["f1"] == pytest.approx(2 * precision * recall / (precision + recall))

@@ -1,0 +1,61 @@
+import pytest
+import torch
+from transformers import Trainer, TrainingArguments
+
+from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining
+from spectralgpt_hf.optimization import layer_decay_optimizer, layer_decay_parameter_groups, layer_index
+
+
+def tiny_model():
+    config = SpectralGPTConfig(
+        image_size=16, patch_size=4, num_bands=6, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=32, decoder_hidden_size=8, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+        decoder_intermediate_size=16,
+    )
+    return SpectralGPTForPreTraining(config)
+
+
+def test_layer_index_of_each_part():
+    assert layer_index("spectralgpt.embeddings.patch_embeddings.projection.weight", 12) == 0
+    assert layer_index("spectralgpt.embeddings.position_embeddings.spatial", 12) == 0
+    assert layer_index("spectralgpt.layers.0.mlp.fc1.weight", 12) == 1
+    assert layer_index("backbone.spectralgpt.layers.11.attention.q_proj.weight", 12) == 12
+    assert layer_index("spectralgpt.layernorm.weight", 12) == 13
+    assert layer_index("classifier.weight", 12) == 13
+    assert layer_index("decoder.layers.0.mlp.fc1.weight", 12) == 13
+
+
+def test_groups_scale_learning_rate_and_skip_decay_where_the_recipe_does():
+    model = tiny_model()
+    groups = layer_decay_parameter_groups(model, learning_rate=1.0, weight_decay=0.05, layer_decay=0.5)
+    by_parameter = {id(p): group for group in groups for p in group["params"]}
+    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))
+    named = dict(model.named_parameters())
+    expect = {
+        "spectralgpt.embeddings.patch_embeddings.projection.weight": (0.5**4, 0.05),
+        "spectralgpt.embeddings.position_embeddings.spatial": (0.5**4, 0.0),
+        "spectralgpt.layers.0.attention.q_proj.weight": (0.5**3, 0.05),
+        "spectralgpt.layers.0.attention.q_proj.bias": (0.5**3, 0.0),
+        "spectralgpt.layers.2.layernorm_after.weight": (0.5, 0.0),
+        "spectralgpt.layernorm.weight": (1.0, 0.0),
+        "decoder.mask_token": (1.0, 0.0),
+        "decoder.prediction.weight": (1.0, 0.05),
+    }
+    for name, (lr, weight_decay) in expect.items():
+        group = by_parameter[id(named[name])]
+        assert (group["lr"], group["weight_decay"]) == (pytest.approx(lr), weight_decay), name
+
+
+def test_layer_decay_optimizer_plugs_into_trainer(tmp_path):
+    model = tiny_model()
+    args = TrainingArguments(tmp_path, learning_rate=1e-3, weight_decay=0.05, use_cpu=True, report_to=[])
+    trainer = Trainer(model=model, args=args, optimizer_cls_and_kwargs=layer_decay_optimizer(model, args))
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    learning_rates = sorted({group["lr"] for group in trainer.optimizer.param_groups})
+    assert learning_rates == pytest.approx([1e-3 * 0.75**k for k in (4, 3, 2, 1, 0)])
+    assert type(trainer.optimizer).__name__ == "AdamW"
+
+
+def test_bad_layer_decay():
+    with pytest.raises(ValueError, match="layer_decay must be in"):
+        layer_decay_parameter_groups(tiny_model(), 1.0, 0.0, layer_decay=0.0)
