@@ -5,13 +5,23 @@ Importing the package registers its classes with the transformers Auto classes.
 
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
 
+# The top-level AutoImageProcessor is a placeholder without Pillow; the class in its module works without it.
+from transformers.models.auto.image_processing_auto import AutoImageProcessor
+
 from .configuration_spectralgpt import SENTINEL2_BANDS, SpectralGPTConfig
 from .convert_original_checkpoint import CheckpointConversionError, convert_original_checkpoint
+from .image_processing_spectralgpt import SpectralGPTImageProcessor
 from .modeling_spectralgpt import SpectralGPTForPreTraining, SpectralGPTModel, SpectralGPTPreTrainedModel
 
 AutoConfig.register(SpectralGPTConfig.model_type, SpectralGPTConfig, exist_ok=True)
 AutoModel.register(SpectralGPTConfig, SpectralGPTModel, exist_ok=True)
 AutoModelForPreTraining.register(SpectralGPTConfig, SpectralGPTForPreTraining, exist_ok=True)
+# Both backend keys, so that transformers does not warn about falling back from one to the other.
+AutoImageProcessor.register(
+    SpectralGPTConfig,
+    image_processor_classes={"pil": SpectralGPTImageProcessor, "torchvision": SpectralGPTImageProcessor},
+    exist_ok=True,
+)
 
 __version__ = "0.1.0"
 
@@ -20,6 +30,7 @@ __all__ = [
     "CheckpointConversionError",
     "SpectralGPTConfig",
     "SpectralGPTForPreTraining",
+    "SpectralGPTImageProcessor",
     "SpectralGPTModel",
     "SpectralGPTPreTrainedModel",
     "convert_original_checkpoint",

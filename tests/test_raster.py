@@ -1,0 +1,311 @@
+"""Reading Sentinel-2 rasters by band name (real samples from ../shared/data) and atomic GeoTIFF writing."""
+
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.io
+from rasterio import Affine
+from rasterio.windows import Window
+
+from spectralgpt_hf.raster import (
+    DATASET_BAND_ORDERS,
+    SPECTRALGPT_BANDS,
+    band_name_from_filename,
+    canonical_band_name,
+    open_scene,
+    read_bands,
+    write_geotiff,
+)
+
+# Layer numbers of each band in the EuroSAT-MS tifs, from the data README (B8A is the last layer).
+EUROSAT_FILE_LAYERS = {"B01": 1, "B02": 2, "B03": 3, "B04": 4, "B05": 5, "B06": 6, "B07": 7, "B08": 8, "B09": 9,
+                       "B10": 10, "B11": 11, "B12": 12, "B8A": 13}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def eurosat_file(data_dir):
+    return data_dir / "eurosat_ms" / "AnnualCrop" / "AnnualCrop_1.tif"
+
+
+@pytest.fixture(scope="module")
+def bigearthnet_folder(data_dir):
+    return next((data_dir / "bigearthnet_s2").glob("*/*/"))
+
+
+@pytest.fixture(scope="module")
+def major_tom_folder(data_dir):
+    return next((data_dir / "major_tom_s2l2a").glob("*/*/*/"))
+
+
+@pytest.fixture(scope="module")
+def ssl4eo_folder(data_dir):
+    return sorted((data_dir / "ssl4eo_s12_l2a").glob("*/*/"))[0]
+
+
+def read_raw(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read(1), dataset.transform
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [("B1", "B01"), ("b01", "B01"), ("01", "B01"), ("1", "B01"), ("B8a", "B8A"), ("8A", "B8A"), ("B08", "B08"),
+     (" b10 ", "B10"), ("B12", "B12")],
+)  # fmt: skip
+def test_canonical_band_name_accepts_common_spellings(spelling, canonical):
+    assert canonical_band_name(spelling) == canonical
+
+
+@pytest.mark.parametrize("spelling", ["B13", "B00", "B9A", "NIR", "", "B"])
+def test_canonical_band_name_rejects_non_bands(spelling):
+    with pytest.raises(ValueError, match="is not a Sentinel-2 band name"):
+        canonical_band_name(spelling)
+
+
+@pytest.mark.parametrize(
+    ("filename", "band"),
+    [("B02.tif", "B02"), ("B2.tif", "B02"), ("S2A_MSIL2A_T33UUP_75_43_B8A.tif", "B8A"), ("x-B11.TIFF", "B11"),
+     ("cloud_mask.tif", None), ("thumbnail.png", None), ("metadata.json", None), ("B02.png", None),
+     ("AB02.tif", None), ("B13.tif", None)],
+)  # fmt: skip
+def test_band_name_from_filename(filename, band):
+    assert band_name_from_filename(filename) == band
+
+
+def test_eurosat_stack_is_read_by_name(eurosat_file):
+    with rasterio.open(eurosat_file) as dataset:
+        raw, crs, transform = dataset.read(), dataset.crs, dataset.transform
+
+    bands = read_bands(eurosat_file, file_band_order="eurosat_ms")
+
+    assert bands.band_names == SPECTRALGPT_BANDS
+    assert "B10" not in bands.band_names
+    assert bands.data.shape == (12, 64, 64) and bands.data.dtype == np.float32
+    for position, name in enumerate(bands.band_names):
+        np.testing.assert_array_equal(bands.data[position], raw[EUROSAT_FILE_LAYERS[name] - 1])
+    np.testing.assert_array_equal(bands.data[SPECTRALGPT_BANDS.index("B8A")], raw[12])
+    assert bands.crs == crs and bands.transform == transform
+    assert bands.valid_mask.all()
+
+
+def test_stack_band_order_from_explicit_list_matches_dataset_key(eurosat_file):
+    by_key = read_bands(eurosat_file, ["B8A", "B2"], file_band_order="eurosat_ms")
+    by_list = read_bands(eurosat_file, ["B8A", "B2"], file_band_order=list(DATASET_BAND_ORDERS["eurosat_ms"]))
+    np.testing.assert_array_equal(by_key.data, by_list.data)
+    assert by_key.band_names == ("B8A", "B02")
+    with open_scene(eurosat_file, ["B02"], file_band_order="eurosat_ms") as scene:
+        assert scene.available_bands == DATASET_BAND_ORDERS["eurosat_ms"]
+
+
+def test_stack_without_descriptions_needs_band_order(eurosat_file):
+    with pytest.raises(ValueError, match="file_band_order"):
+        read_bands(eurosat_file)
+    with pytest.raises(ValueError, match="names 12 bands .* has 13 bands"):
+        read_bands(eurosat_file, file_band_order="spectralgpt")
+    with pytest.raises(ValueError, match="Unknown dataset key"):
+        read_bands(eurosat_file, file_band_order="eurosat")
+
+
+def write_single_band(path, array, pixel_size, nodata=None):
+    height, width = array.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", height=height, width=width, count=1, dtype=array.dtype, crs="EPSG:32633",
+        transform=Affine(pixel_size, 0, 500000, 0, -pixel_size, 4000000), nodata=nodata,
+    ) as dataset:  # fmt: skip
+        dataset.write(array, 1)
+
+
+def test_stack_band_order_from_descriptions(tmp_path):
+    layers = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    path = tmp_path / "stack.tif"
+    write_geotiff(path, layers, "EPSG:32633", Affine(10, 0, 0, 0, -10, 40), band_descriptions=["B04", "B03", "B8A"])
+
+    bands = read_bands(path, ["B8a", "b4"])
+
+    assert bands.band_names == ("B8A", "B04")
+    np.testing.assert_array_equal(bands.data, layers[[2, 0]])
+    with pytest.raises(ValueError, match="band descriptions .* say B04, B03, B8A but file_band_order says"):
+        read_bands(path, ["B04"], file_band_order=["B02", "B03", "B04"])
+
+
+def test_bigearthnet_folder_is_resampled_onto_the_10m_grid(bigearthnet_folder):
+    b02_path = next(bigearthnet_folder.glob("*_B02.tif"))
+    b02, transform_10m = read_raw(b02_path)
+    b01, transform_60m = read_raw(next(bigearthnet_folder.glob("*_B01.tif")))
+    assert transform_60m.a == 60 and transform_10m.a == 10
+
+    bilinear = read_bands(bigearthnet_folder)
+    nearest = read_bands(bigearthnet_folder, ["B01"], resampling="nearest")
+
+    assert bilinear.band_names == SPECTRALGPT_BANDS
+    assert bilinear.data.shape == (12, 120, 120)
+    assert bilinear.transform == transform_10m
+    np.testing.assert_array_equal(bilinear.data[SPECTRALGPT_BANDS.index("B02")], b02)
+    # Nearest: every 60 m pixel becomes a 6 x 6 block of 10 m pixels.
+    np.testing.assert_array_equal(nearest.data[0], np.kron(b01, np.ones((6, 6))))
+    # Bilinear: linear interpolation between 60 m pixel centres, clamped at the edges, separable by axis.
+    centres = (np.arange(120) + 0.5) / 6 - 0.5
+    along_rows = np.stack([np.interp(centres, np.arange(20), column) for column in b01.T.astype(float)], axis=1)
+    expected = np.stack([np.interp(centres, np.arange(20), row) for row in along_rows])
+    np.testing.assert_allclose(bilinear.data[0], expected, rtol=1e-5)
+
+
+def test_major_tom_windows_equal_the_same_region_of_a_full_read(major_tom_folder):
+    windows = [Window(517, 333, 64, 64), Window(1000, 1004, 68, 64), Window(0, 0, 1, 1)]
+    with open_scene(major_tom_folder) as scene:
+        assert scene.band_names == SPECTRALGPT_BANDS  # cloud_mask.tif and thumbnail.png are not bands
+        assert scene.shape == (1068, 1068)
+        full = scene.read()
+        parts = [scene.read(window) for window in windows]
+
+    assert full.data.shape == (12, 1068, 1068) and full.crs == "EPSG:32633"
+    for window, part in zip(windows, parts):
+        rows, columns = window.toslices()
+        np.testing.assert_array_equal(part.data, full.data[:, rows, columns])
+        np.testing.assert_array_equal(part.valid_mask, full.valid_mask[rows, columns])
+        assert part.transform.c == pytest.approx(full.transform.c + 10 * window.col_off)
+        assert part.transform.f == pytest.approx(full.transform.f - 10 * window.row_off)
+
+
+def test_windows_must_be_whole_pixels_inside_the_grid(major_tom_folder):
+    with open_scene(major_tom_folder, ["B02"]) as scene:
+        with pytest.raises(ValueError, match="extends beyond the 1068 x 1068"):
+            scene.read(Window(1000, 0, 100, 10))
+        with pytest.raises(ValueError, match="fractional"):
+            scene.read(Window(0.5, 0, 10, 10))
+        with pytest.raises(TypeError, match="rasterio.windows.Window"):
+            scene.read((0, 0, 10, 10))
+
+
+def test_ssl4eo_unpadded_band_names(ssl4eo_folder):
+    b2, transform_10m = read_raw(ssl4eo_folder / "B2.tif")
+
+    bands = read_bands(ssl4eo_folder)
+
+    assert bands.band_names == SPECTRALGPT_BANDS
+    assert bands.data.shape == (12, 264, 264)
+    assert bands.transform == transform_10m
+    np.testing.assert_array_equal(bands.data[SPECTRALGPT_BANDS.index("B02")], b2)
+    # The 20 m / 60 m grids of SSL4EO are offset from the 10 m grid; the few uncovered edge pixels are invalid.
+    np.testing.assert_array_equal(~bands.valid_mask, np.isnan(bands.data).any(axis=0))
+    assert bands.valid_mask[:-3, :-3].all()
+
+
+def copy_folder_without(folder, tmp_path, band):
+    target = tmp_path / "patch"
+    target.mkdir()
+    for path in folder.iterdir():
+        if band_name_from_filename(path) != band:
+            shutil.copy(path, target / path.name)
+    return target
+
+
+def test_missing_band_is_an_error_unless_filled(bigearthnet_folder, tmp_path):
+    folder = copy_folder_without(bigearthnet_folder, tmp_path, "B05")
+
+    with pytest.raises(ValueError, match=r"lacks the requested bands B05 \(found: B01, B02, B03, B04, B06, B07, B08,"):
+        read_bands(folder, ["B02", "B05"])
+    filled = read_bands(folder, fill_missing=True)
+
+    complete = read_bands(bigearthnet_folder)
+    missing = SPECTRALGPT_BANDS.index("B05")
+    assert filled.missing_bands == ("B05",)
+    assert np.isnan(filled.data[missing]).all()
+    others = [position for position in range(12) if position != missing]
+    np.testing.assert_array_equal(filled.data[others], complete.data[others])
+    assert filled.valid_mask.all()
+
+
+def test_folder_errors(bigearthnet_folder, tmp_path):
+    with pytest.raises(ValueError, match="applies to stacked files only"):
+        read_bands(bigearthnet_folder, file_band_order="eurosat_ms")
+    with pytest.raises(FileNotFoundError):
+        read_bands(tmp_path / "nothing-here")
+    with pytest.raises(ValueError, match="Unknown resampling 'bicubic'; use one of: nearest, bilinear, cubic"):
+        read_bands(bigearthnet_folder, resampling="bicubic")
+    with pytest.raises(ValueError, match="No band files found"):
+        read_bands(tmp_path)
+    write_single_band(tmp_path / "B2.tif", np.ones((4, 4), np.uint16), 10)
+    write_single_band(tmp_path / "B02.tif", np.ones((4, 4), np.uint16), 10)
+    with pytest.raises(ValueError, match="Several files .* hold the same band"):
+        read_bands(tmp_path, ["B02"])
+
+
+def test_nodata_and_nan_pixels_are_invalid_and_nan(tmp_path):
+    b02 = np.arange(1, 65, dtype=np.uint16).reshape(8, 8)
+    b02[1, 1] = 0
+    b03 = np.full((8, 8), 0.5, dtype=np.float32)
+    b03[0, 5] = np.nan
+    b05 = np.arange(1, 17, dtype=np.uint16).reshape(4, 4)
+    b05[3, 3] = 0
+    write_single_band(tmp_path / "B02.tif", b02, 10, nodata=0)
+    write_single_band(tmp_path / "B03.tif", b03, 10)
+    write_single_band(tmp_path / "B05.tif", b05, 20, nodata=0)
+
+    bands = read_bands(tmp_path, ["B02", "B03", "B05"], resampling="nearest")
+
+    expected_invalid = np.zeros((8, 8), dtype=bool)
+    expected_invalid[1, 1] = expected_invalid[0, 5] = True
+    expected_invalid[6:, 6:] = True  # the 20 m nodata pixel covers a 2 x 2 block of the 10 m grid
+    np.testing.assert_array_equal(bands.valid_mask, ~expected_invalid)
+    assert np.isnan(bands.data[0, 1, 1]) and np.isnan(bands.data[1, 0, 5]) and np.isnan(bands.data[2, 6:, 6:]).all()
+    assert np.isnan(bands.data).sum() == 6
+    np.testing.assert_array_equal(bands.data[2, :2, :2], np.full((2, 2), b05[0, 0]))
+
+
+def test_write_geotiff_round_trip(tmp_path, bigearthnet_folder):
+    bands = read_bands(bigearthnet_folder, ["B02", "B8A"])
+    path = tmp_path / "out.tif"
+
+    returned = write_geotiff(
+        path, bands.data, bands.crs, bands.transform, band_descriptions=["B02", "B8A"], nodata=float("nan")
+    )
+
+    assert returned == path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+    with rasterio.open(path) as dataset:
+        np.testing.assert_array_equal(dataset.read(), bands.data)
+        assert dataset.crs == bands.crs and dataset.transform == bands.transform
+        assert dataset.descriptions == ("B02", "B8A")
+        assert np.isnan(dataset.nodata)
+    mask_path = write_geotiff(tmp_path / "mask.tif", bands.valid_mask, **{
+        key: bands.profile[key] for key in ("crs", "transform")})  # fmt: skip
+    with rasterio.open(mask_path) as dataset:
+        assert dataset.count == 1 and dataset.dtypes == ("uint8",)
+        np.testing.assert_array_equal(dataset.read(1), bands.valid_mask)
+
+
+def test_write_geotiff_failure_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.tif"
+    transform = Affine(10, 0, 0, 0, -10, 40)
+    write_geotiff(path, np.ones((4, 4), np.float32), "EPSG:32633", transform)
+    original_write = rasterio.io.DatasetWriter.write
+
+    def write_then_fail(self, *args, **kwargs):
+        original_write(self, *args, **kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_geotiff(path, np.zeros((4, 4), np.float32), "EPSG:32633", transform)
+    with pytest.raises(OSError, match="disk full"):
+        write_geotiff(tmp_path / "new.tif", np.zeros((4, 4), np.float32), "EPSG:32633", transform)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+    with rasterio.open(path) as dataset:
+        np.testing.assert_array_equal(dataset.read(1), np.ones((4, 4), np.float32))
+
+
+def test_write_geotiff_rejects_bad_input(tmp_path):
+    transform = Affine(10, 0, 0, 0, -10, 40)
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(C, H, W\)"):
+        write_geotiff(tmp_path / "a.tif", np.zeros((1, 1, 4, 4)), None, transform)
+    with pytest.raises(ValueError, match="2 band descriptions given for an array with 1 bands"):
+        write_geotiff(tmp_path / "a.tif", np.zeros((4, 4)), None, transform, band_descriptions=["a", "b"])
+    with pytest.raises(ValueError, match="cannot store dtype float16"):
+        write_geotiff(tmp_path / "a.tif", np.zeros((4, 4), np.float16), None, transform)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_geotiff(tmp_path / "missing" / "a.tif", np.zeros((4, 4)), None, transform)
+    assert list(tmp_path.iterdir()) == []
