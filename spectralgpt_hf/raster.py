@@ -25,7 +25,7 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -407,6 +407,58 @@ def read_bands(
         return scene.read(window)
 
 
+@contextlib.contextmanager
+def open_geotiff_for_writing(
+    path: str | os.PathLike,
+    *,
+    height: int,
+    width: int,
+    count: int,
+    dtype,
+    crs,
+    transform: rasterio.Affine,
+    band_descriptions: Sequence[str] | None = None,
+    nodata: float | None = None,
+    **creation_options,
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """An open GeoTIFF writer whose file appears at `path` only once the `with` block completes.
+
+    Write whole arrays or windows into it (`writer.write(array, window=...)`); the file is written under a
+    temporary name in the target folder and renamed over `path` at the end, so `path` never holds a partial file;
+    on any error (or interruption) the temporary file is removed. `creation_options` go to the GTiff driver
+    (default compression: deflate).
+    """
+    path = Path(path)
+    if not rasterio.dtypes.check_dtype(np.dtype(dtype)):
+        raise ValueError(f"GeoTIFF cannot store dtype {np.dtype(dtype)}; convert the array, e.g. to float32.")
+    if band_descriptions is not None and len(band_descriptions) != count:
+        raise ValueError(f"{len(band_descriptions)} band descriptions given for an array with {count} bands.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"The output folder {path.parent} does not exist; create it first.")
+    profile = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": count,
+        "dtype": np.dtype(dtype),
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        **creation_options,
+    }
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with rasterio.open(temporary, "w", **profile) as destination:
+            for index, description in enumerate(band_descriptions or (), start=1):
+                destination.set_band_description(index, description)
+            yield destination
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_geotiff(
     path: str | os.PathLike,
     array: np.ndarray,
@@ -417,13 +469,10 @@ def write_geotiff(
     nodata: float | None = None,
     **creation_options,
 ) -> Path:
-    """Write a (H, W) or (C, H, W) array as a GeoTIFF, atomically.
+    """Write a (H, W) or (C, H, W) array as a GeoTIFF, atomically (see `open_geotiff_for_writing`).
 
-    The file is written under a temporary name in the target folder and renamed over `path` only once complete,
-    so `path` never holds a partial file; on any error the temporary file is removed. Boolean arrays are written
-    as uint8. `creation_options` go to the GTiff driver (default compression: deflate).
+    Boolean arrays are written as uint8.
     """
-    path = Path(path)
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[np.newaxis]
@@ -431,35 +480,18 @@ def write_geotiff(
         raise ValueError(f"write_geotiff needs a (H, W) or (C, H, W) array, got shape {array.shape}.")
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    if not rasterio.dtypes.check_dtype(array.dtype):
-        raise ValueError(f"GeoTIFF cannot store dtype {array.dtype}; convert the array, e.g. to float32.")
-    if band_descriptions is not None and len(band_descriptions) != array.shape[0]:
-        raise ValueError(
-            f"{len(band_descriptions)} band descriptions given for an array with {array.shape[0]} bands."
-        )
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"The output folder {path.parent} does not exist; create it first.")
-
-    profile = {
-        "driver": "GTiff",
-        "height": array.shape[1],
-        "width": array.shape[2],
-        "count": array.shape[0],
-        "dtype": array.dtype,
-        "crs": crs,
-        "transform": transform,
-        "nodata": nodata,
-        "compress": "deflate",
+    count, height, width = array.shape
+    with open_geotiff_for_writing(
+        path,
+        height=height,
+        width=width,
+        count=count,
+        dtype=array.dtype,
+        crs=crs,
+        transform=transform,
+        band_descriptions=band_descriptions,
+        nodata=nodata,
         **creation_options,
-    }
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with rasterio.open(temporary, "w", **profile) as destination:
-            destination.write(array)
-            for index, description in enumerate(band_descriptions or (), start=1):
-                destination.set_band_description(index, description)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    ) as destination:
+        destination.write(array)
+    return Path(path)
