@@ -11,16 +11,14 @@ def convert(args: argparse.Namespace) -> None:
     print(f"Wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {args.output_dir}")
 
 
-def load_model(name_or_path: str, device: str | None, encoder_only: bool = False):
-    """The class a saved model was trained as (from config.json's `architectures`), or its encoder."""
+def load_model(name_or_path: str, device: str | None):
+    """The class a saved model was trained as (from config.json's `architectures`)."""
     import torch
     from transformers import AutoConfig
 
     import spectralgpt_hf
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if encoder_only:
-        return spectralgpt_hf.SpectralGPTModel.from_pretrained(name_or_path).to(device)
     architectures = AutoConfig.from_pretrained(name_or_path).architectures or ["SpectralGPTModel"]
     model_class = getattr(spectralgpt_hf, architectures[0], None)
     if model_class is None:
@@ -42,7 +40,7 @@ def predict(args: argparse.Namespace) -> None:
 def embed(args: argparse.Namespace) -> None:
     from .inference import embed_scene, load_processor
 
-    model = load_model(args.model, args.device, encoder_only=True)
+    model = load_model(args.model, args.device)  # embed_scene uses its encoder
     output = embed_scene(
         model, args.input, args.output, processor=load_processor(args.model),
         tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,

@@ -1,6 +1,9 @@
 # Copyright 2026 The spectralgpt_hf authors. Licensed under the Apache License, Version 2.0.
 """SpectralGPT model configuration."""
 
+import math
+from typing import Literal
+
 from huggingface_hub.dataclasses import strict
 from transformers.backbone_utils import BackboneConfigMixin
 from transformers.configuration_utils import PreTrainedConfig
@@ -42,6 +45,33 @@ class SpectralGPTConfig(BackboneConfigMixin, PreTrainedConfig):
         mask_ratio: share of tokens removed during pretraining.
         norm_pix_loss: normalise each target token by its mean and variance in the reconstruction term.
         band_names: name of each input band, in input order.
+        position_embedding_type: "separable" (the pretrained models, and the default): a spatial table plus a
+            spectral table, summed per token. "joint": one table over all tokens, zero at initialisation, as in the
+            original classification fine-tuning model (which discards the pretrained tables); it cannot be resized.
+        pool_excludes_first_token: leave token 0 out of the mean that gives `pooler_output` (and the classifier's
+            input). The original classification model does so, a leftover of MAE's CLS-token code; there is no CLS
+            token here, so the default keeps every token.
+        neck_intermediate_sizes: width of the 1x1 convolution of each level of the segmentation / change-detection
+            neck, finest level first. Level i is upsampled by 2**(levels - 1 - i): x8, x4, x2, x1 for 4 levels.
+        neck_hidden_sizes: channels of each neck level's output (after its transposed convolution). The coarsest
+            level has no transposed convolution, so its two sizes must be equal.
+        neck_norm_groups: GroupNorm groups in the neck.
+        neck_dropout_prob: dropout at the end of each neck level (0.5 in the original segmentation model, 0 in the
+            change-detection one).
+        decode_head_hidden_size: channels of the pyramid pooling and FPN decoder.
+        decode_head_norm_groups: GroupNorm groups in the decoder.
+        pool_scales: output sizes of the adaptive max pooling of the pyramid pooling module.
+        pyramid_pooling_dropout_prob: dropout after the pyramid pooling module's fusion (0.5 in segmentation, 0 in
+            change detection).
+        decode_head_dropout_prob: dropout after each FPN lateral, output and final fusion convolution (0.5 in both
+            original models).
+        semantic_loss_ignore_index: label value the segmentation and change-detection losses ignore.
+        change_detection_class_weights: weight of each class in the change-detection loss, or None for an
+            unweighted loss. The original OSCD training used `[FP_MODIFIER * 2 * p, 2 * (1 - p)]` (no change,
+            change), with p the fraction of changed pixels in the training set and FP_MODIFIER = 10.
+        backbone_feature_scales: resampling factor of each map [`SpectralGPTBackbone`] returns, one per
+            `out_indices` entry, each a power of two (>1: bilinear upsampling, <1: max pooling). None gives
+            [4, 2, 1, 0.5] for four maps and 1 for every map otherwise.
         out_features, out_indices: encoder blocks the backbone returns (`stage{i}` is the output of block i).
     """
 
@@ -68,12 +98,29 @@ class SpectralGPTConfig(BackboneConfigMixin, PreTrainedConfig):
     mask_ratio: float | int = 0.9
     norm_pix_loss: bool = False
     band_names: list[str] | None = None
+    position_embedding_type: Literal["separable", "joint"] = "separable"
+    pool_excludes_first_token: bool = False
+    neck_intermediate_sizes: list[int] | tuple[int, ...] = (512, 512, 1024, 2048)
+    neck_hidden_sizes: list[int] | tuple[int, ...] = (256, 512, 1024, 2048)
+    neck_norm_groups: int = 32
+    neck_dropout_prob: float | int = 0.5
+    decode_head_hidden_size: int = 256
+    decode_head_norm_groups: int = 16
+    pool_scales: list[int] | tuple[int, ...] = (1, 2, 3, 6)
+    pyramid_pooling_dropout_prob: float | int = 0.5
+    decode_head_dropout_prob: float | int = 0.5
+    semantic_loss_ignore_index: int = 255
+    change_detection_class_weights: list[float | int] | None = None
+    backbone_feature_scales: list[float | int] | None = None
     _out_features: list[str] | None = None
     _out_indices: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         if self.band_names is None:
             self.band_names = list(SENTINEL2_BANDS) if self.num_bands == len(SENTINEL2_BANDS) else None
+        # Lists, not the tuple defaults, so that a saved and reloaded config compares equal.
+        for name in ("neck_intermediate_sizes", "neck_hidden_sizes", "pool_scales"):
+            setattr(self, name, list(getattr(self, name)))
         self.stage_names = ["stem"] + [f"stage{index}" for index in range(1, self.num_hidden_layers + 1)]
         self.set_output_features_output_indices(
             out_indices=kwargs.pop("out_indices", None), out_features=kwargs.pop("out_features", None)
@@ -127,6 +174,43 @@ class SpectralGPTConfig(BackboneConfigMixin, PreTrainedConfig):
             )
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}.")
+        if self.backbone_feature_scales is not None:
+            for scale in self.backbone_feature_scales:
+                if scale <= 0 or not math.log2(scale).is_integer():
+                    raise ValueError(
+                        f"backbone_feature_scales must be powers of two (e.g. [4, 2, 1, 0.5]), got "
+                        f"{self.backbone_feature_scales}."
+                    )
+
+    def validate_dense_prediction_head(self):
+        """Runs at construction: sizes of the segmentation / change-detection neck and decoder."""
+        intermediate, hidden = self.neck_intermediate_sizes, self.neck_hidden_sizes
+        if len(intermediate) != len(hidden) or len(hidden) < 2:
+            raise ValueError(
+                f"neck_intermediate_sizes {intermediate} and neck_hidden_sizes {hidden} must list the same number "
+                "of levels (at least 2), finest first."
+            )
+        if intermediate[-1] != hidden[-1]:
+            raise ValueError(
+                f"The coarsest neck level has no transposed convolution, so neck_intermediate_sizes[-1] "
+                f"({intermediate[-1]}) must equal neck_hidden_sizes[-1] ({hidden[-1]})."
+            )
+        if any(size % self.neck_norm_groups for size in intermediate):
+            raise ValueError(
+                f"neck_intermediate_sizes {intermediate} must be divisible by neck_norm_groups "
+                f"({self.neck_norm_groups}) for GroupNorm."
+            )
+        if self.decode_head_hidden_size % self.decode_head_norm_groups:
+            raise ValueError(
+                f"decode_head_hidden_size ({self.decode_head_hidden_size}) must be divisible by "
+                f"decode_head_norm_groups ({self.decode_head_norm_groups}) for GroupNorm."
+            )
+        weights = self.change_detection_class_weights
+        if weights is not None and (len(weights) != self.num_labels or any(weight < 0 for weight in weights)):
+            raise ValueError(
+                f"change_detection_class_weights must give one non-negative weight per class ({self.num_labels}: "
+                f"num_labels), got {weights}."
+            )
 
 
 __all__ = ["SpectralGPTConfig", "SENTINEL2_BANDS", "VARIANTS"]

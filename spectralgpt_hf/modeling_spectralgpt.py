@@ -2,16 +2,24 @@
 """PyTorch SpectralGPT: a ViT over 3D spatial-spectral tokens of multispectral images (Hong et al., TPAMI 2024)."""
 
 import math
+import os
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import UperNetConfig, UperNetForSemanticSegmentation
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.backbone_utils import BackboneMixin, filter_output_hidden_states
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import (
+    BackboneOutput,
+    BaseModelOutputWithPooling,
+    ImageClassifierOutput,
+    SemanticSegmenterOutput,
+)
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.processing_utils import Unpack
 from transformers.utils import ModelOutput, TransformersKwargs
@@ -41,6 +49,26 @@ class SpectralGPTForPreTrainingOutput(ModelOutput):
     ids_restore: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class SpectralGPTChangeDetectionOutput(ModelOutput):
+    """
+    Output of [`SpectralGPTForChangeDetection`].
+
+    Args:
+        loss: class-weighted cross-entropy, when labels are given.
+        logits: `(batch_size, num_labels, height, width)` scores of no change / change.
+        hidden_states, attentions: of the encoder on the first date (`pixel_values`), when requested.
+        hidden_states_2, attentions_2: of the encoder on the second date (`pixel_values_2`), when requested.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    hidden_states_2: tuple[torch.FloatTensor, ...] | None = None
+    attentions_2: tuple[torch.FloatTensor, ...] | None = None
 
 
 def token_grid(config: SpectralGPTConfig, pixel_values: torch.Tensor) -> tuple[int, int, int]:
@@ -78,34 +106,51 @@ class SpectralGPTPatchEmbeddings(nn.Module):
 
 class SpectralGPTPositionEmbeddings(nn.Module):
     """
-    Learned position tables: one over spatial positions and one over spectral groups, summed per token.
+    Learned position tables. "separable" (`config.position_embedding_type`, the pretrained models): one table over
+    spatial positions and one over spectral groups, summed per token. "joint" (the original classification
+    fine-tuning model): one table over all tokens.
 
-    With `interpolate=True` the spatial table is resized bicubically to another token grid and the spectral table
-    linearly to another number of groups. The original code has neither; both are additions of this port.
+    With `interpolate=True` a separable spatial table is resized bicubically to another token grid and the spectral
+    table linearly to another number of groups. The original code has neither; both are additions of this port.
     """
 
     def __init__(self, config: SpectralGPTConfig, hidden_size: int):
         super().__init__()
         self.grid_size = config.num_patches_per_side
         self.num_groups = config.num_spectral_groups
-        self.spatial = nn.Parameter(torch.zeros(1, self.grid_size**2, hidden_size))
-        self.spectral = nn.Parameter(torch.zeros(1, self.num_groups, hidden_size))
+        self.is_joint = config.position_embedding_type == "joint"
+        if self.is_joint:
+            self.joint = nn.Parameter(torch.zeros(1, config.num_tokens, hidden_size))
+        else:
+            self.spatial = nn.Parameter(torch.zeros(1, self.grid_size**2, hidden_size))
+            self.spectral = nn.Parameter(torch.zeros(1, self.num_groups, hidden_size))
 
     def forward(self, num_groups: int, rows: int, cols: int, interpolate: bool = False) -> torch.Tensor:
-        spatial, spectral = self.spatial, self.spectral
-        if (rows, cols) != (self.grid_size, self.grid_size) or num_groups != self.num_groups:
-            if not interpolate:
-                raise ValueError(
-                    f"The input gives {num_groups} spectral groups x {rows} x {cols} patches but the position tables "
-                    f"were trained for {self.num_groups} x {self.grid_size} x {self.grid_size}. Pass "
-                    "`interpolate_pos_encoding=True` to resize them, or resize the input to the model's image_size "
-                    "and band count."
-                )
-            spatial = self.resize_spatial(spatial, rows, cols)
-            spectral = nn.functional.interpolate(
-                spectral.transpose(1, 2), size=num_groups, mode="linear", align_corners=False
-            ).transpose(1, 2)
-        return spatial.repeat(1, num_groups, 1) + spectral.repeat_interleave(rows * cols, dim=1)
+        trained_grid = (self.num_groups, self.grid_size, self.grid_size)
+        if (num_groups, rows, cols) == trained_grid:
+            return self.joint if self.is_joint else self.combine(self.spatial, self.spectral, rows, cols)
+        if not interpolate:
+            raise ValueError(
+                f"The input gives {num_groups} spectral groups x {rows} x {cols} patches but the position tables "
+                f"were trained for {self.num_groups} x {self.grid_size} x {self.grid_size}. Pass "
+                "`interpolate_pos_encoding=True` to resize them, or resize the input to the model's image_size "
+                "and band count."
+            )
+        if self.is_joint:
+            raise ValueError(
+                f"A joint position table (position_embedding_type='joint') covers exactly {self.num_groups} spectral "
+                f"groups x {self.grid_size} x {self.grid_size} patches and cannot be resized to {num_groups} x {rows}"
+                f" x {cols}. Resize the input to the model's image_size and band count."
+            )
+        spectral = nn.functional.interpolate(
+            self.spectral.transpose(1, 2), size=num_groups, mode="linear", align_corners=False
+        ).transpose(1, 2)
+        return self.combine(self.resize_spatial(self.spatial, rows, cols), spectral, rows, cols)
+
+    @staticmethod
+    def combine(spatial: torch.Tensor, spectral: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        """Token t * rows * cols + s gets spatial[s] + spectral[t]."""
+        return spatial.repeat(1, spectral.shape[1], 1) + spectral.repeat_interleave(rows * cols, dim=1)
 
     def resize_spatial(self, table: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
         """Bicubic resize of a (1, grid*grid, D) spatial table to (1, rows*cols, D)."""
@@ -253,7 +298,10 @@ class SpectralGPTPreTrainedModel(PreTrainedModel):
     _input_embed_layer = "patch_embeddings"
 
     def _init_weights(self, module):
-        """As the original: Xavier-uniform linears and tokenizer, N(0, 0.02) position tables and mask token."""
+        """
+        As the original: Xavier-uniform linears and tokenizer, N(0, 0.02) position tables and mask token. The
+        convolutions of the dense-prediction heads get transformers' default N(0, initializer_range).
+        """
         if isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
@@ -266,10 +314,17 @@ class SpectralGPTPreTrainedModel(PreTrainedModel):
             init.uniform_(module.weight, -bound, bound)
             init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
         elif isinstance(module, SpectralGPTPositionEmbeddings):
-            init.trunc_normal_(module.spatial, std=self.config.initializer_range)
-            init.trunc_normal_(module.spectral, std=self.config.initializer_range)
+            if module.is_joint:
+                init.zeros_(module.joint)  # as the original classification model
+            else:
+                init.trunc_normal_(module.spatial, std=self.config.initializer_range)
+                init.trunc_normal_(module.spectral, std=self.config.initializer_range)
         elif isinstance(module, SpectralGPTDecoder):
             init.normal_(module.mask_token, std=self.config.initializer_range)
+        elif isinstance(module, SpectralGPTSpectralFusion):
+            # Starts as the mean over spectral groups.
+            init.constant_(module.weight, 1.0 / module.weight.shape[1])
+            init.zeros_(module.bias)
         else:
             super()._init_weights(module)
 
@@ -286,15 +341,20 @@ class SpectralGPTModel(SpectralGPTPreTrainedModel):
     """
     The SpectralGPT encoder. `last_hidden_state` holds one vector per 3D token (after the final LayerNorm), in the
     original token order: index = spectral_group * rows * cols + row * cols + col. `pooler_output` is the final
-    LayerNorm of the mean of the last block's tokens, the pooling the classification head uses.
+    LayerNorm of the mean of the last block's tokens (all of them, or all but token 0 with
+    `config.pool_excludes_first_token`), the pooling the classification head uses.
+
+    With `add_final_layernorm=False` (the segmentation, change-detection and backbone models, which read the blocks'
+    outputs as they are) there is no final LayerNorm: `last_hidden_state` is the last block's output and
+    `pooler_output` is None.
     """
 
-    def __init__(self, config: SpectralGPTConfig):
+    def __init__(self, config: SpectralGPTConfig, add_final_layernorm: bool = True):
         super().__init__(config)
         self.config = config
         self.embeddings = SpectralGPTEmbeddings(config)
         self.layers = nn.ModuleList([SpectralGPTLayer(config, rate) for rate in drop_path_rates(config)])
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_layernorm else None
         self.post_init()
 
     @merge_with_config_defaults
@@ -325,9 +385,13 @@ class SpectralGPTModel(SpectralGPTPreTrainedModel):
         for layer in self.layers:
             hidden_states = layer(hidden_states, **kwargs)
 
+        if self.layernorm is None:
+            return BaseModelOutputWithPooling(last_hidden_state=hidden_states)
+        # The original classification model leaves out token 0, a leftover of MAE's CLS-token code.
+        pooled_tokens = hidden_states[:, 1:] if self.config.pool_excludes_first_token else hidden_states
         return BaseModelOutputWithPooling(
             last_hidden_state=self.layernorm(hidden_states),
-            pooler_output=self.layernorm(hidden_states.mean(dim=1)),
+            pooler_output=self.layernorm(pooled_tokens.mean(dim=1)),
         )
 
 
@@ -488,4 +552,438 @@ class SpectralGPTForPreTraining(SpectralGPTPreTrainedModel):
         )
 
 
-__all__ = ["SpectralGPTModel", "SpectralGPTForPreTraining", "SpectralGPTPreTrainedModel"]
+class SpectralGPTForImageClassification(SpectralGPTPreTrainedModel):
+    """
+    SpectralGPT with a linear classifier on `pooler_output`. `config.problem_type` picks the loss:
+    "single_label_classification" (cross-entropy on class indices), "multi_label_classification" (BCE on multi-hot
+    float labels) or "regression"; when unset it is inferred from the labels on the first call.
+
+    The defaults keep the pretrained separable position tables and pool over every token. The original fine-tuning
+    model is `position_embedding_type="joint"` and `pool_excludes_first_token=True` (what the converter sets for its
+    checkpoints).
+    """
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__(config)
+        self.spectralgpt = SpectralGPTModel(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if module is self.classifier:
+            # As the original fine-tuning does for a new head.
+            init.trunc_normal_(module.weight, std=2e-5)
+            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
+
+    @property
+    def accepts_loss_kwargs(self) -> bool:
+        """Whether Trainer may pass `num_items_in_batch`: only the single-label cross-entropy divides by it."""
+        return self.config.problem_type == "single_label_classification"
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> ImageClassifierOutput:
+        r"""
+        Args:
+            pixel_values: `(batch_size, num_bands, height, width)`.
+            labels: `(batch_size,)` class indices, or `(batch_size, num_labels)` multi-hot floats for multi-label.
+            interpolate_pos_encoding: resize separable position tables to the input (see [`SpectralGPTModel`]).
+        """
+        outputs = self.spectralgpt(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
+        logits = self.classifier(outputs.pooler_output)
+        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+def resize_aligned(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize with align_corners=True, as everywhere in the original segmentation head."""
+    if features.shape[-2:] == tuple(size):
+        return features
+    return nn.functional.interpolate(features, size=size, mode="bilinear", align_corners=True)
+
+
+class SpectralGPTSpectralFusion(nn.Module):
+    """Learned weighted sum (with bias) over the spectral groups: (B, groups * rows * cols, D) -> (B, D, rows, cols)."""
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(1, config.num_spectral_groups))
+        self.bias = nn.Parameter(torch.empty(1))
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        groups, rows, cols = grid
+        if groups != self.weight.shape[1]:
+            raise ValueError(
+                f"The input has {groups} spectral groups but the spectral fusion was built for {self.weight.shape[1]}"
+                " (num_bands / spectral_patch_size); give the model the band count it was built for."
+            )
+        batch_size, _, dim = tokens.shape
+        tokens = tokens.reshape(batch_size, groups, rows, cols, dim).permute(0, 4, 2, 3, 1)
+        return nn.functional.linear(tokens, self.weight, self.bias).squeeze(-1)
+
+
+class SpectralGPTConvBlock(nn.Module):
+    """1x1 convolution, GroupNorm and GELU, then an optional transposed convolution that upsamples, then dropout."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        num_groups: int,
+        dropout_prob: float,
+        upsampling_factor: int = 1,
+        out_channels: int | None = None,
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, hidden_channels, kernel_size=1)
+        self.norm = nn.GroupNorm(num_groups, hidden_channels)
+        self.activation = nn.GELU()
+        self.upsample = (
+            nn.ConvTranspose2d(hidden_channels, out_channels, kernel_size=upsampling_factor, stride=upsampling_factor)
+            if upsampling_factor > 1
+            else nn.Identity()
+        )
+        self.dropout = nn.Dropout(dropout_prob)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.upsample(self.activation(self.norm(self.conv(features)))))
+
+
+class SpectralGPTNeck(nn.Module):
+    """
+    One feature map in, `len(config.neck_hidden_sizes)` maps out, finest first: level i is upsampled
+    2**(levels - 1 - i) times (x8, x4, x2, x1 for the original four levels).
+    """
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        num_levels = len(config.neck_hidden_sizes)
+        self.levels = nn.ModuleList(
+            SpectralGPTConvBlock(
+                config.hidden_size,
+                intermediate_size,
+                config.neck_norm_groups,
+                config.neck_dropout_prob,
+                upsampling_factor=2 ** (num_levels - 1 - index),
+                out_channels=hidden_size,
+            )
+            for index, (intermediate_size, hidden_size) in enumerate(
+                zip(config.neck_intermediate_sizes, config.neck_hidden_sizes)
+            )
+        )
+
+    def forward(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
+        return [level(feature_map) for level in self.levels]
+
+
+class SpectralGPTPyramidPooling(nn.Module):
+    """
+    Pyramid pooling on the coarsest map: adaptive max pooling to each of `config.pool_scales`, a 1x1 convolution,
+    upsampling back; the pooled maps and the input are concatenated and fused.
+    """
+
+    def __init__(self, config: SpectralGPTConfig, in_channels: int):
+        super().__init__()
+        hidden_size = config.decode_head_hidden_size
+        self.pool_scales = config.pool_scales
+        self.projections = nn.ModuleList(nn.Conv2d(in_channels, hidden_size, kernel_size=1) for _ in self.pool_scales)
+        self.bottleneck = SpectralGPTConvBlock(
+            in_channels + len(self.pool_scales) * hidden_size,
+            hidden_size,
+            config.decode_head_norm_groups,
+            config.pyramid_pooling_dropout_prob,
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        size = features.shape[-2:]
+        pooled = [
+            resize_aligned(projection(nn.functional.adaptive_max_pool2d(features, scale)), size)
+            for scale, projection in zip(self.pool_scales, self.projections)
+        ]
+        return self.bottleneck(torch.cat([*pooled, features], dim=1))
+
+
+class SpectralGPTDecodeHead(nn.Module):
+    """
+    The original segmentation and change-detection decoder: pyramid pooling on the coarsest neck map, a top-down
+    path adding each finer map (lateral block) and refining the sum (output block), all levels upsampled to the
+    finest, concatenated and fused, then a 3x3 convolution to one score per class.
+    """
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        hidden_size, groups = config.decode_head_hidden_size, config.decode_head_norm_groups
+        dropout = config.decode_head_dropout_prob
+        *finer_sizes, coarsest_size = config.neck_hidden_sizes
+        self.pyramid_pooling = SpectralGPTPyramidPooling(config, coarsest_size)
+        self.pooling_projection = nn.Conv2d(hidden_size, hidden_size, kernel_size=1)
+        self.lateral_blocks = nn.ModuleList(
+            SpectralGPTConvBlock(size, hidden_size, groups, dropout) for size in finer_sizes
+        )
+        self.output_blocks = nn.ModuleList(
+            SpectralGPTConvBlock(hidden_size, hidden_size, groups, dropout) for _ in finer_sizes
+        )
+        self.fusion = SpectralGPTConvBlock(hidden_size * len(config.neck_hidden_sizes), hidden_size, groups, dropout)
+        self.classifier = nn.Conv2d(hidden_size, config.num_labels, kernel_size=3, padding=1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        level_outputs = [self.pyramid_pooling(features[-1])]
+        # A 1x1 convolution commutes with the aligned bilinear upsampling: it runs at the coarse size.
+        hidden_states = self.pooling_projection(level_outputs[0])
+        for level in reversed(range(len(features) - 1)):
+            hidden_states = resize_aligned(hidden_states, features[level].shape[-2:])
+            hidden_states = self.output_blocks[level](hidden_states + self.lateral_blocks[level](features[level]))
+            level_outputs.append(hidden_states)
+        finest_size = features[0].shape[-2:]
+        fused = self.fusion(torch.cat([resize_aligned(output, finest_size) for output in level_outputs], dim=1))
+        return self.classifier(fused)
+
+
+def resize_to_input(logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The decoder's finest level is at pixel resolution for 8-pixel patches; other patch sizes are resized."""
+    if logits.shape[-2:] == pixel_values.shape[-2:]:
+        return logits
+    return nn.functional.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class SpectralGPTForSemanticSegmentation(SpectralGPTPreTrainedModel):
+    """
+    The original SegMunich segmentation model: the encoder's last block (no final LayerNorm), a learned fusion of
+    the spectral groups into one (hidden_size, rows, cols) map, a four-level neck and a pyramid pooling + FPN
+    decoder. `logits` are `(batch_size, num_labels, height, width)` scores at input resolution.
+    """
+
+    # The cross-entropy averages over the batch's own labelled pixels; Trainer's item count would include ignored ones.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__(config)
+        self.spectralgpt = SpectralGPTModel(config, add_final_layernorm=False)
+        self.spectral_fusion = SpectralGPTSpectralFusion(config)
+        self.neck = SpectralGPTNeck(config)
+        self.decode_head = SpectralGPTDecodeHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SemanticSegmenterOutput:
+        r"""
+        Args:
+            pixel_values: `(batch_size, num_bands, height, width)`.
+            labels: `(batch_size, height, width)` class indices; `config.semantic_loss_ignore_index` marks pixels
+                without a label.
+            interpolate_pos_encoding: resize the position tables to the input (see [`SpectralGPTModel`]).
+        """
+        outputs = self.spectralgpt(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
+        feature_map = self.spectral_fusion(outputs.last_hidden_state, token_grid(self.config, pixel_values))
+        logits = resize_to_input(self.decode_head(self.neck(feature_map)), pixel_values)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, ignore_index=self.config.semantic_loss_ignore_index)
+        return SemanticSegmenterOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class SpectralGPTForChangeDetection(SpectralGPTPreTrainedModel):
+    """
+    The original OSCD change-detection model: both dates go through the shared encoder (last block, no final
+    LayerNorm) and the spectral fusion; the difference of the two maps (first minus second) feeds the same neck and
+    decoder as [`SpectralGPTForSemanticSegmentation`]. The original has no dropout in the neck and after the pyramid
+    pooling: `neck_dropout_prob=0` and `pyramid_pooling_dropout_prob=0` (the converter sets both).
+
+    `logits` are `(batch_size, num_labels, height, width)` scores (class 0 no change, 1 change); the original's
+    output is their `log_softmax` over classes. The loss is the cross-entropy (NLL of that log_softmax) weighted by
+    `config.change_detection_class_weights`.
+    """
+
+    # The weighted loss is normalised by the batch's own weights; it takes no item count from Trainer.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__(config)
+        self.spectralgpt = SpectralGPTModel(config, add_final_layernorm=False)
+        self.spectral_fusion = SpectralGPTSpectralFusion(config)
+        self.neck = SpectralGPTNeck(config)
+        self.decode_head = SpectralGPTDecodeHead(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_2: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SpectralGPTChangeDetectionOutput:
+        r"""
+        Args:
+            pixel_values: `(batch_size, num_bands, height, width)`, the first date.
+            pixel_values_2: the second date, the same shape and bands in the same order.
+            labels: `(batch_size, height, width)`, 1 where the scene changed, 0 elsewhere;
+                `config.semantic_loss_ignore_index` marks pixels without a label.
+            interpolate_pos_encoding: resize the position tables to the input (see [`SpectralGPTModel`]).
+        """
+        if pixel_values is None or pixel_values_2 is None:
+            raise ValueError(
+                "Change detection needs both dates: pixel_values and pixel_values_2, each a "
+                "(batch_size, num_bands, height, width) tensor."
+            )
+        if pixel_values.shape != pixel_values_2.shape:
+            raise ValueError(
+                f"The two dates must have the same shape (batch_size, num_bands, height, width), got pixel_values "
+                f"{tuple(pixel_values.shape)} and pixel_values_2 {tuple(pixel_values_2.shape)}. Give both dates the "
+                "same bands in the same order, on the same pixel grid."
+            )
+        outputs = self.spectralgpt(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
+        outputs_2 = self.spectralgpt(pixel_values_2, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
+        grid = token_grid(self.config, pixel_values)
+        feature_map = self.spectral_fusion(outputs.last_hidden_state, grid)
+        feature_map_2 = self.spectral_fusion(outputs_2.last_hidden_state, grid)
+        logits = resize_to_input(self.decode_head(self.neck(feature_map - feature_map_2)), pixel_values)
+        loss = None
+        if labels is not None:
+            weights = self.config.change_detection_class_weights
+            loss = nn.functional.cross_entropy(
+                logits,
+                labels,
+                weight=None if weights is None else logits.new_tensor(weights),
+                ignore_index=self.config.semantic_loss_ignore_index,
+            )
+        return SpectralGPTChangeDetectionOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            hidden_states_2=outputs_2.hidden_states,
+            attentions_2=outputs_2.attentions,
+        )
+
+
+def resample(feature_map: torch.Tensor, scale: float) -> torch.Tensor:
+    """Parameter-free resampling by a power of two: bilinear upsampling, or max pooling to go down."""
+    if scale > 1:
+        return nn.functional.interpolate(feature_map, scale_factor=scale, mode="bilinear", align_corners=False)
+    if scale < 1:
+        return nn.functional.max_pool2d(feature_map, kernel_size=round(1 / scale))
+    return feature_map
+
+
+class SpectralGPTBackbone(BackboneMixin, SpectralGPTPreTrainedModel):
+    """
+    The encoder as a backbone of 4D feature maps, e.g. for [`transformers.UperNetForSemanticSegmentation`]. Stage
+    `stage{i}` is the output of block i (`stem`: the embeddings), with no final LayerNorm. The spectral groups are
+    concatenated along the channels (channel `group * hidden_size + d`), so every map has
+    `hidden_size * num_spectral_groups` channels; each map is then resampled by its `config.backbone_feature_scales`
+    entry (default for four maps: x4, x2, x1, x0.5, a pyramid). The resampling has no parameters: every weight of the
+    backbone comes from a SpectralGPT checkpoint.
+    """
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__(config)
+        self.spectralgpt = SpectralGPTModel(config, add_final_layernorm=False)
+        self.num_features = [config.hidden_size * config.num_spectral_groups] * len(config.stage_names)
+        scales = config.backbone_feature_scales
+        if scales is None:
+            scales = [4, 2, 1, 0.5] if len(self.out_indices) == 4 else [1] * len(self.out_indices)
+        if len(scales) != len(self.out_indices):
+            raise ValueError(
+                f"backbone_feature_scales {scales} must give one scale per out_indices entry {self.out_indices}."
+            )
+        self.feature_scales = scales
+        self.post_init()
+
+    @can_return_tuple
+    @filter_output_hidden_states
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BackboneOutput:
+        r"""
+        Args:
+            pixel_values: `(batch_size, num_bands, height, width)` with `config.num_bands` bands (the channel count of
+                the maps depends on it).
+            interpolate_pos_encoding: resize the position tables to another image size (see [`SpectralGPTModel`]).
+        """
+        if pixel_values is not None and pixel_values.shape[1] != self.config.num_bands:
+            raise ValueError(
+                f"The backbone takes {self.config.num_bands} bands (its maps have hidden_size x spectral groups "
+                f"channels), got {pixel_values.shape[1]}."
+            )
+        outputs = self.spectralgpt(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
+        groups, rows, cols = token_grid(self.config, pixel_values)
+        feature_maps = []
+        for index, scale in zip(self.out_indices, self.feature_scales):
+            tokens = outputs.hidden_states[index]
+            batch_size, _, dim = tokens.shape
+            feature_map = tokens.reshape(batch_size, groups, rows, cols, dim).permute(0, 1, 4, 2, 3)
+            feature_maps.append(resample(feature_map.reshape(batch_size, groups * dim, rows, cols), scale))
+        return BackboneOutput(
+            feature_maps=tuple(feature_maps), hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+def upernet_from_pretrained(
+    checkpoint_dir: str | os.PathLike,
+    num_labels: int,
+    out_indices: list[int] | tuple[int, ...] = (4, 6, 8, 12),
+    backbone_kwargs: dict | None = None,
+    **upernet_kwargs,
+) -> UperNetForSemanticSegmentation:
+    """
+    A transformers UperNet whose backbone is a pretrained SpectralGPT encoder (UperNet itself only builds randomly
+    initialised backbones). The decoder is new.
+
+    Args:
+        checkpoint_dir: a `save_pretrained` folder of any SpectralGPT model with the encoder (pretraining,
+            classification, segmentation, ...).
+        num_labels: classes of the segmentation.
+        out_indices: encoder blocks whose outputs feed UperNet; the default taps blocks 4, 6, 8 and 12 of the base
+            model (3, 5, 7, 11 counting from 0), as other SpectralGPT benchmarks do.
+        backbone_kwargs: configuration overrides for the backbone, e.g. `{"drop_path_rate": 0.1}`.
+        upernet_kwargs: [`transformers.UperNetConfig`] fields, e.g. `hidden_size=512`, `use_auxiliary_head=False`.
+
+    Raises:
+        ValueError: the folder lacks some encoder weight.
+    """
+    backbone, loading_info = SpectralGPTBackbone.from_pretrained(
+        checkpoint_dir, out_indices=list(out_indices), output_loading_info=True, **(backbone_kwargs or {})
+    )
+    if loading_info["missing_keys"]:
+        raise ValueError(
+            f"{checkpoint_dir} lacks encoder weights {sorted(loading_info['missing_keys'])}; give a folder of a "
+            "SpectralGPT model that holds the encoder (e.g. a converted SpectralGPT+.pth)."
+        )
+    config = UperNetConfig(backbone_config=backbone.config, num_labels=num_labels, **upernet_kwargs)
+    model = UperNetForSemanticSegmentation(config)
+    model.backbone.load_state_dict(backbone.state_dict())
+    return model
+
+
+__all__ = [
+    "SpectralGPTBackbone",
+    "SpectralGPTForChangeDetection",
+    "SpectralGPTForImageClassification",
+    "SpectralGPTForPreTraining",
+    "SpectralGPTForSemanticSegmentation",
+    "SpectralGPTModel",
+    "SpectralGPTPreTrainedModel",
+    "upernet_from_pretrained",
+]

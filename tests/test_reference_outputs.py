@@ -4,7 +4,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from spectralgpt_hf import SpectralGPTForPreTraining, SpectralGPTModel, convert_original_checkpoint
+from transformers import AutoModelForImageClassification, AutoModelForSemanticSegmentation
+
+from spectralgpt_hf import (
+    SpectralGPTForChangeDetection,
+    SpectralGPTForImageClassification,
+    SpectralGPTForPreTraining,
+    SpectralGPTForSemanticSegmentation,
+    SpectralGPTModel,
+    convert_original_checkpoint,
+)
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 
@@ -34,3 +43,33 @@ def test_pretraining_checkpoint_reproduces_original(reference_dir, make_weights,
     with torch.no_grad():
         hidden = encoder(expected["pixel_values"]).last_hidden_state
     torch.testing.assert_close(hidden, expected["encoder_last_hidden_state"], **TOLERANCE)
+
+
+def test_classifier_checkpoint_reproduces_original(reference_dir, make_weights, tmp_path):
+    output_dir, expected = convert_case(reference_dir, make_weights, "classifier_base_128_nc10", "classifier", tmp_path)
+    model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
+    assert isinstance(model, SpectralGPTForImageClassification)
+    with torch.no_grad():
+        logits = model(expected["pixel_values"]).logits
+    torch.testing.assert_close(logits, expected["logits"], **TOLERANCE)
+
+
+def test_segmentation_checkpoint_reproduces_original(reference_dir, make_weights, tmp_path):
+    output_dir, expected = convert_case(
+        reference_dir, make_weights, "segmentation_base_128_nc13", "segmentation", tmp_path
+    )
+    model = AutoModelForSemanticSegmentation.from_pretrained(output_dir).eval()
+    assert isinstance(model, SpectralGPTForSemanticSegmentation)
+    with torch.no_grad():
+        logits = model(expected["pixel_values"]).logits
+    torch.testing.assert_close(logits, expected["logits"], **TOLERANCE)
+
+
+def test_change_detection_checkpoint_reproduces_original(reference_dir, make_weights, tmp_path):
+    output_dir, expected = convert_case(
+        reference_dir, make_weights, "change_detection_base_128", "change_detection", tmp_path
+    )
+    model = SpectralGPTForChangeDetection.from_pretrained(output_dir).eval()
+    with torch.no_grad():
+        logits = model(expected["pixel_values"], expected["pixel_values_2"]).logits
+    torch.testing.assert_close(logits.log_softmax(dim=1), expected["log_probs"], **TOLERANCE)
