@@ -54,14 +54,23 @@ def build_mixin_package() -> None:
 
 build_mixin_package()
 
+from transformers_common_tests.test_backbone_common import BackboneTesterMixin  # noqa: E402
 from transformers_common_tests.test_configuration_common import ConfigTester  # noqa: E402
 from transformers_common_tests.test_modeling_common import ModelTesterMixin, floats_tensor  # noqa: E402
 
-from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining, SpectralGPTModel  # noqa: E402
+from spectralgpt_hf import (  # noqa: E402
+    SpectralGPTBackbone,
+    SpectralGPTConfig,
+    SpectralGPTForChangeDetection,
+    SpectralGPTForImageClassification,
+    SpectralGPTForPreTraining,
+    SpectralGPTForSemanticSegmentation,
+    SpectralGPTModel,
+)
 
 
 class SpectralGPTModelTester:
-    def __init__(self, parent, batch_size=2, image_size=16, patch_size=4, num_bands=6, mask_ratio=0.75):
+    def __init__(self, parent, batch_size=2, image_size=16, patch_size=4, num_bands=6, mask_ratio=0.75, num_labels=3):
         self.parent = parent
         self.batch_size = batch_size
         self.image_size = image_size
@@ -71,7 +80,10 @@ class SpectralGPTModelTester:
         self.num_hidden_layers = 2
         self.num_attention_heads = 4
         self.mask_ratio = mask_ratio
+        self.num_labels = num_labels
         self.is_training = True
+        self.out_indices = [1, 2]
+        self.out_features = ["stage1", "stage2"]
         self.num_tokens = (num_bands // 3) * (image_size // patch_size) ** 2
         self.seq_length = self.num_tokens
 
@@ -89,6 +101,13 @@ class SpectralGPTModelTester:
             decoder_num_attention_heads=2,
             decoder_intermediate_size=20,
             mask_ratio=self.mask_ratio,
+            num_labels=self.num_labels,
+            neck_intermediate_sizes=[8, 8, 16, 16],
+            neck_hidden_sizes=[4, 8, 16, 16],
+            neck_norm_groups=4,
+            decode_head_hidden_size=8,
+            decode_head_norm_groups=4,
+            out_indices=self.out_indices,
         )
 
     def prepare_config_and_inputs_for_common(self):
@@ -140,3 +159,83 @@ class SpectralGPTForPreTrainingTest(ModelTesterMixin, unittest.TestCase):
     def test_model_get_set_embeddings(self):
         config, _ = self.model_tester.prepare_config_and_inputs_for_common()
         self.assertIsInstance(SpectralGPTForPreTraining(config).get_input_embeddings(), torch.nn.Module)
+
+
+class SpectralGPTHeadsTest(ModelTesterMixin, unittest.TestCase):
+    """Classification and segmentation. Upstream adds labels only for its own classes (by static name tables)."""
+
+    all_model_classes = (SpectralGPTForImageClassification, SpectralGPTForSemanticSegmentation)
+    test_resize_embeddings = False
+    test_torch_exportable = False
+
+    def setUp(self):
+        self.model_tester = SpectralGPTModelTester(self)
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        if return_labels:
+            tester = self.model_tester
+            # fixed labels, as upstream: tests compare two calls
+            if model_class is SpectralGPTForImageClassification:
+                inputs_dict["labels"] = torch.zeros(tester.batch_size, dtype=torch.long)
+            else:
+                inputs_dict["labels"] = torch.zeros(tester.batch_size, tester.image_size, tester.image_size).long()
+        return inputs_dict
+
+    def test_model_get_set_embeddings(self):
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            self.assertIsInstance(model_class(config).get_input_embeddings(), torch.nn.Module)
+
+
+class SpectralGPTForChangeDetectionTest(ModelTesterMixin, unittest.TestCase):
+    """Two dates in; the outputs carry a second set of hidden states and attentions for the second date."""
+
+    all_model_classes = (SpectralGPTForChangeDetection,)
+    additional_model_inputs = ["pixel_values_2"]
+    test_resize_embeddings = False
+    test_torch_exportable = False
+
+    def setUp(self):
+        self.model_tester = SpectralGPTModelTester(self, num_labels=2)
+        self.model_tester.prepare_config_and_inputs_for_common = self.prepare_two_dates
+
+    def prepare_two_dates(self):
+        config, inputs = SpectralGPTModelTester.prepare_config_and_inputs_for_common(self.model_tester)
+        inputs["pixel_values_2"] = floats_tensor(list(inputs["pixel_values"].shape))
+        return config, inputs
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        if return_labels:
+            tester = self.model_tester
+            inputs_dict["labels"] = torch.zeros(tester.batch_size, tester.image_size, tester.image_size).long()
+        return inputs_dict
+
+    def test_model_get_set_embeddings(self):
+        config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+        self.assertIsInstance(SpectralGPTForChangeDetection(config).get_input_embeddings(), torch.nn.Module)
+
+    def test_attention_outputs(self):
+        """Upstream's version counts every output field; here the first date's attentions are checked as upstream
+        does and the second date's must match them in shape."""
+        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+        config._attn_implementation = "eager"
+        model = SpectralGPTForChangeDetection(config).eval()
+        with torch.no_grad():
+            outputs = model(**inputs, output_attentions=True)
+        tester = self.model_tester
+        self.assertEqual(len(outputs.attentions), tester.num_hidden_layers)
+        expected = (tester.batch_size, tester.num_attention_heads, tester.num_tokens, tester.num_tokens)
+        for first, second in zip(outputs.attentions, outputs.attentions_2):
+            self.assertEqual(tuple(first.shape), expected)
+            self.assertEqual(first.shape, second.shape)
+
+
+class SpectralGPTBackboneTest(BackboneTesterMixin, unittest.TestCase):
+    all_model_classes = (SpectralGPTBackbone,)
+    config_class = SpectralGPTConfig
+    has_attentions = False
+
+    def setUp(self):
+        self.model_tester = SpectralGPTModelTester(self)
