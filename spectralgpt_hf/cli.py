@@ -7,7 +7,7 @@ import sys
 def convert(args: argparse.Namespace) -> None:
     from .convert_original_checkpoint import convert_original_checkpoint
 
-    model = convert_original_checkpoint(args.checkpoint, args.output_dir)
+    model = convert_original_checkpoint(args.checkpoint, args.output_dir, kind=args.kind)
     print(f"Wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {args.output_dir}")
 
 
@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert_parser.add_argument("checkpoint", help="original file, e.g. SpectralGPT+.pth")
     convert_parser.add_argument("output_dir", help="folder to write (safetensors + config.json)")
+    convert_parser.add_argument(
+        "--kind",
+        choices=["pretrain", "classifier", "segmentation", "change_detection"],
+        help="the kind of file, when detection from its tensors is not wanted (a kind that contradicts them fails)",
+    )
     convert_parser.set_defaults(handler=convert)
 
     predict_parser = commands.add_parser(

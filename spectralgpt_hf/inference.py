@@ -8,7 +8,7 @@ interrupted run leaves no partial file).
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,23 +183,40 @@ def load_processor(model_name_or_path: str | os.PathLike) -> SpectralGPTImagePro
         return SpectralGPTImageProcessor.for_pretraining()
 
 
+@dataclass
+class OutputLayout:
+    """The bands of an output file: `finish(blended, valid)` turns blended (channels, rows, cols) values and the
+    valid mask into `count` bands of `dtype`."""
+
+    count: int
+    dtype: type
+    nodata: float | None
+    band_descriptions: list[str] | None
+    finish: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def class_map(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    return np.where(valid, scores.argmax(0), CLASS_MAP_NODATA).astype(np.uint8)[np.newaxis]
+
+
+def masked_values(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    return np.where(valid, values, np.nan).astype(np.float32)
+
+
 def run_tiles(
     model,
     tiles: TiledScene,
     output: str | os.PathLike,
+    layout: OutputLayout,
     *,
     scale: int,
     channels: int,
-    compute,
-    finish,
-    dtype,
-    nodata,
-    band_descriptions,
+    compute: Callable,
     batch_size: int,
     progress: bool,
 ) -> Path:
     """Drives the tiles through `compute` (batch -> (B, channels, tile/scale, tile/scale) tensor), blends them and
-    writes `finish(blended, valid)` strip by strip into an atomically written GeoTIFF."""
+    writes them through `layout`, strip by strip, into an atomically written GeoTIFF."""
     scene, tile = tiles.scene, tiles.tile
     out_tile, overlap = tile // scale, tiles.overlap // scale
     height, width = scene.height // scale, scene.width // scale
@@ -211,15 +228,15 @@ def run_tiles(
         output,
         height=height,
         width=width,
-        count=channels,
-        dtype=dtype,
+        count=layout.count,
+        dtype=layout.dtype,
         crs=scene.crs,
         transform=transform,
-        nodata=nodata,
-        band_descriptions=band_descriptions,
+        nodata=layout.nodata,
+        band_descriptions=layout.band_descriptions,
         tiled=True,
     ) as writer, torch.inference_mode(), tqdm(total=len(tiles), unit="tile", disable=not progress) as bar:
-        strip = StripWriter(writer, channels, height, width, out_tile, finish)
+        strip = StripWriter(writer, channels, height, width, out_tile, layout.finish)
         for batch in tiles.batches(batch_size):
             batch.pixel_values = batch.pixel_values.to(parameter.device, parameter.dtype)
             if batch.pixel_values_2 is not None:
@@ -272,18 +289,21 @@ def predict_scene(
         open_scene(input_2, band_names) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
         tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2)
-        if not type(model).__name__.endswith("ForImageClassification"):
-            return run_tiles(
-                model, tiles, output, scale=1, channels=1, compute=class_scores,
-                finish=lambda scores, valid: np.where(valid, scores.argmax(0), CLASS_MAP_NODATA).astype(np.uint8)[None],
-                dtype=np.uint8, nodata=CLASS_MAP_NODATA, band_descriptions=["class"],
-                batch_size=batch_size, progress=progress,
-            )  # fmt: skip
+        if type(model).__name__.endswith("ForImageClassification"):
+            layout = OutputLayout(len(labels), np.float32, np.nan, labels, masked_values)
+        else:
+            layout = OutputLayout(1, np.uint8, CLASS_MAP_NODATA, ["class"], class_map)
         return run_tiles(
-            model, tiles, output, scale=1, channels=len(labels), compute=class_scores,
-            finish=lambda scores, valid: np.where(valid, scores, np.nan).astype(np.float32),
-            dtype=np.float32, nodata=np.nan, band_descriptions=labels, batch_size=batch_size, progress=progress,
-        )  # fmt: skip
+            model,
+            tiles,
+            output,
+            layout,
+            scale=1,
+            channels=len(labels),
+            compute=class_scores,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
 
 def embed_scene(
@@ -312,7 +332,13 @@ def embed_scene(
     with open_scene(input, model.config.band_names or processor.band_names) as scene:
         tiles = TiledScene(scene, processor, tile, overlap, align=patch)
         return run_tiles(
-            model, tiles, output, scale=patch, channels=model.config.hidden_size, compute=patch_embeddings,
-            finish=lambda values, valid: np.where(valid, values, np.nan).astype(np.float32),
-            dtype=np.float32, nodata=np.nan, band_descriptions=None, batch_size=batch_size, progress=progress,
-        )  # fmt: skip
+            model,
+            tiles,
+            output,
+            OutputLayout(model.config.hidden_size, np.float32, np.nan, None, masked_values),
+            scale=patch,
+            channels=model.config.hidden_size,
+            compute=patch_embeddings,
+            batch_size=batch_size,
+            progress=progress,
+        )

@@ -7,9 +7,16 @@ import pytest
 import rasterio
 import torch
 
-from spectralgpt_hf import SpectralGPTConfig, SpectralGPTImageProcessor, SpectralGPTModel
+from spectralgpt_hf import (
+    SpectralGPTConfig,
+    SpectralGPTForChangeDetection,
+    SpectralGPTForImageClassification,
+    SpectralGPTForSemanticSegmentation,
+    SpectralGPTImageProcessor,
+    SpectralGPTModel,
+)
 from spectralgpt_hf.cli import main as cli_main
-from spectralgpt_hf.inference import TiledScene, blend_weights, embed_scene, run_tiles, tile_starts
+from spectralgpt_hf.inference import OutputLayout, TiledScene, blend_weights, embed_scene, predict_scene, run_tiles, tile_starts
 from spectralgpt_hf.raster import open_scene, read_bands
 
 
@@ -50,11 +57,16 @@ def test_tiling_and_blending_reassemble_the_scene_exactly(major_tom, tmp_path):
     with open_scene(major_tom, ["B02", "B03", "B04"]) as scene:
         tiles = TiledScene(scene, processor, tile=160, overlap=48)
         output = run_tiles(
-            model, tiles, tmp_path / "copy.tif", scale=1, channels=3,
+            model,
+            tiles,
+            tmp_path / "copy.tif",
+            OutputLayout(3, np.float32, None, None, finish=lambda values, valid: values),
+            scale=1,
+            channels=3,
             compute=lambda model, batch, interpolate: batch.pixel_values,
-            finish=lambda values, valid: values, dtype=np.float32, nodata=None, band_descriptions=None,
-            batch_size=5, progress=False,
-        )  # fmt: skip
+            batch_size=5,
+            progress=False,
+        )
         expected = scene.read().data
     with rasterio.open(output) as result:
         np.testing.assert_allclose(result.read(), expected, rtol=1e-6)
@@ -114,3 +126,61 @@ def test_embed_command_line(major_tom, tmp_path):
     with rasterio.open(output) as result:
         assert (result.count, result.height, result.width) == (32, 133, 133)
     assert cli_main([*arguments, "--overlap", "12"]) == 1
+
+
+HEAD_SIZES = dict(
+    neck_intermediate_sizes=[8, 8, 16, 16], neck_hidden_sizes=[4, 8, 16, 16], neck_norm_groups=4,
+    decode_head_hidden_size=8, decode_head_norm_groups=4,
+)  # fmt: skip
+
+
+def test_segmentation_class_map_on_the_scene_grid(major_tom, tmp_path):
+    torch.manual_seed(0)
+    model = SpectralGPTForSemanticSegmentation(tiny_config(num_labels=5, **HEAD_SIZES))
+    output = predict_scene(model, major_tom, tmp_path / "classes.tif", tile=128, overlap=32, progress=False)
+    with rasterio.open(output) as result, open_scene(major_tom) as scene:
+        assert (result.count, result.height, result.width) == (1, 1068, 1068)
+        assert result.transform == scene.transform and result.crs == scene.crs
+        assert result.dtypes[0] == "uint8" and result.nodata == 255
+        classes = result.read(1)
+    assert classes.max() < 5 and len(np.unique(classes)) > 1
+    # away from any overlap, a pixel's class is the model's argmax on the one tile covering it
+    tile = read_bands(major_tom, window=rasterio.windows.Window(0, 0, 128, 128)).data
+    pixel_values = SpectralGPTImageProcessor.for_pretraining()(tile, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        expected = model(pixel_values, interpolate_pos_encoding=True).logits.argmax(1)[0].numpy()
+    np.testing.assert_array_equal(classes[:96, :96], expected[:96, :96])
+
+
+def test_change_detection_on_two_dates_marks_nodata(ssl4eo_dates, tmp_path):
+    torch.manual_seed(0)
+    model = SpectralGPTForChangeDetection(tiny_config(num_labels=2, **HEAD_SIZES))
+    first, second = ssl4eo_dates
+    output = predict_scene(model, first, tmp_path / "change.tif", input_2=second, tile=64, overlap=16, progress=False)
+    with rasterio.open(output) as result, open_scene(first) as scene, open_scene(second) as scene_2:
+        classes = result.read(1)
+        assert classes.shape == scene.shape and result.transform == scene.transform
+        valid = scene.read().valid_mask & scene_2.read().valid_mask
+    assert np.all(classes[valid] <= 1) and np.all(classes[~valid] == 255) and (~valid).any()
+
+
+def test_classification_writes_blended_scores_per_label(major_tom, tmp_path):
+    torch.manual_seed(0)
+    model = SpectralGPTForImageClassification(tiny_config(num_labels=3, id2label={0: "crop", 1: "forest", 2: "water"}))
+    output = predict_scene(model, major_tom, tmp_path / "scores.tif", tile=256, overlap=0, progress=False)
+    with rasterio.open(output) as result:
+        assert result.count == 3 and result.descriptions == ("crop", "forest", "water")
+        scores = result.read()
+    np.testing.assert_allclose(scores.sum(0), 1.0, atol=1e-5)
+    # constant over each tile's footprint
+    assert np.all(scores[:, :256, :256] == scores[:, :1, :1])
+
+
+def test_predict_command_line(major_tom, tmp_path):
+    torch.manual_seed(0)
+    SpectralGPTForSemanticSegmentation(tiny_config(num_labels=3, **HEAD_SIZES)).save_pretrained(tmp_path / "model")
+    output = tmp_path / "classes.tif"
+    arguments = ["predict", "--model", str(tmp_path / "model"), "--input", major_tom, "--output", str(output)]
+    assert cli_main([*arguments, "--tile", "256", "--batch-size", "4", "--quiet"]) == 0
+    with rasterio.open(output) as result:
+        assert result.shape == (1068, 1068)
