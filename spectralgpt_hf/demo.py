@@ -1,0 +1,233 @@
+"""The main job: an end-to-end SpectralGPT run on a Sentinel-2 scene, with no network and no GPU.
+
+1. A model: an original checkpoint converted (`--checkpoint SpectralGPT+.pth`), a converted or trained one loaded
+   (`--model DIR_OR_HUB_ID`), or, when neither is at hand, a small SpectralGPT pretrained for a few minutes on
+   crops of the scene itself with this package's pretraining loop.
+2. Masked reconstruction: 90 % of the 3D tokens of a crop are removed and predicted back.
+3. Whole-scene inference: per-patch embeddings of the whole scene, grouped into land-cover-like clusters, and,
+   with `--segmentation-model`, a class map from a segmentation model.
+
+Every raster is a GeoTIFF on the scene's grid; PNG previews (true colour, masked input, reconstruction, class map)
+sit beside them. Run `spectralgpt-hf demo --output outputs/demo [--input SCENE]`.
+"""
+
+import glob
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from .convert_original_checkpoint import convert_original_checkpoint
+from .image_processing_spectralgpt import SpectralGPTImageProcessor
+from .inference import embed_scene, predict_scene
+from .modeling_spectralgpt import SpectralGPTForPreTraining, SpectralGPTForSemanticSegmentation
+from .raster import open_scene, write_geotiff
+
+DEFAULT_SCENE = "major_tom_s2l2a/*/*/*"
+TRUE_COLOUR = ("B04", "B03", "B02")
+# A qualitative palette for class maps (RGB).
+PALETTE = np.array(
+    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75],
+     [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207], [0, 0, 0], [255, 255, 255], [90, 90, 200]],
+    dtype=np.uint8,
+)  # fmt: skip
+
+
+def default_scene() -> str:
+    """The Major-TOM scene of the shared sample data, when it is there."""
+    data_dir = Path(os.environ.get("SPECTRALGPT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    found = sorted(glob.glob(str(data_dir / DEFAULT_SCENE)))
+    if not found:
+        raise FileNotFoundError(
+            f"No --input given and no sample scene under {data_dir}; pass --input with a GeoTIFF scene (a stacked "
+            "file or a folder of per-band files)."
+        )
+    return found[0]
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """A (3, H, W) uint8 image as PNG, written under a temporary name and renamed."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(temporary, "w", driver="PNG", height=rgb.shape[1], width=rgb.shape[2], count=3,
+                               dtype="uint8") as png:  # fmt: skip
+                png.write(rgb)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".aux.xml").unlink(missing_ok=True)
+
+
+def stretch(bands: np.ndarray, low: np.ndarray | None = None, high: np.ndarray | None = None) -> np.ndarray:
+    """(3, H, W) values to uint8 with a 2-98 % stretch per band (or the given limits); NaN becomes black."""
+    if low is None:
+        low, high = np.nanpercentile(bands, 2, axis=(1, 2)), np.nanpercentile(bands, 98, axis=(1, 2))
+    scaled = (bands - low[:, None, None]) / np.maximum(high - low, 1e-12)[:, None, None]
+    return (np.nan_to_num(np.clip(scaled, 0, 1)) * 255).astype(np.uint8)
+
+
+def colour_classes(classes: np.ndarray, nodata: int = 255) -> np.ndarray:
+    rgb = PALETTE[classes % len(PALETTE)].transpose(2, 0, 1).copy()
+    rgb[:, classes == nodata] = 0
+    return rgb
+
+
+def fit_on_scene(scene_path: str, workdir: Path, steps: int, seed: int) -> Path:
+    """Pretrains a small SpectralGPT (192 wide, 4 blocks, 64 px) on random crops of the scene; returns its folder."""
+    from .pretraining import PretrainingArguments, pretrain
+
+    crops = workdir / "crops"
+    crops.mkdir()
+    generator = np.random.default_rng(seed)
+    with open_scene(scene_path) as scene:
+        for index in range(96):
+            row, col = (int(generator.integers(0, size - 96)) for size in scene.shape)
+            bands = scene.read(Window(col, row, 96, 96))
+            write_geotiff(crops / f"crop_{index:03d}.tif", bands.data, bands.crs, bands.transform,
+                          band_descriptions=list(bands.band_names))  # fmt: skip
+    arguments = PretrainingArguments(
+        output_dir=str(workdir / "pretraining"),
+        rasters=[str(crops)],
+        image_size=64,
+        config_overrides="hidden_size=192,num_hidden_layers=4,num_attention_heads=3,intermediate_size=768,"
+        "decoder_hidden_size=128,decoder_num_hidden_layers=2,decoder_num_attention_heads=4,decoder_intermediate_size=512",
+        per_device_batch_size=16,
+        max_steps=steps,
+        warmup_steps=max(1, steps // 10),
+        learning_rate=1.5e-3,
+        save_steps=steps,
+        report_to="none",
+        dataloader_num_workers=0,
+        seed=seed,
+    )
+    return Path(pretrain(arguments))
+
+
+def load_pretraining_model(checkpoint: str | None, model: str | None, scene: str, workdir: Path, steps: int,
+                           seed: int) -> SpectralGPTForPreTraining:  # fmt: skip
+    if checkpoint is not None:
+        converted = convert_original_checkpoint(checkpoint)
+        if not isinstance(converted, SpectralGPTForPreTraining):
+            raise ValueError(f"{checkpoint} is a {type(converted).__name__} checkpoint; the demo needs a pretraining "
+                             "one (SpectralGPT.pth or SpectralGPT+.pth).")  # fmt: skip
+        return converted
+    if model is not None:
+        return SpectralGPTForPreTraining.from_pretrained(model)
+    print(f"No --checkpoint or --model: pretraining a small SpectralGPT on the scene for {steps} steps.")
+    return SpectralGPTForPreTraining.from_pretrained(fit_on_scene(scene, workdir, steps, seed))
+
+
+def reconstruct(model: SpectralGPTForPreTraining, scene_path: str, output: Path, seed: int) -> dict[str, Path]:
+    """Masks 90 % of the tokens of the scene's central crop and predicts them back; writes GeoTIFFs and PNGs."""
+    size = model.config.image_size
+    with open_scene(scene_path, model.config.band_names) as scene:
+        crop = scene.read(Window((scene.width - size) // 2, (scene.height - size) // 2, size, size))
+    processor = SpectralGPTImageProcessor.for_pretraining(band_names=list(model.config.band_names))
+    pixel_values = processor(crop.data, return_tensors="pt")["pixel_values"]
+    noise = torch.rand(1, model.config.num_tokens, generator=torch.Generator().manual_seed(seed))
+    model.eval()
+    with torch.no_grad():
+        outputs = model(pixel_values, noise=noise)
+    image_shape = (size, size)
+    predicted = model.unpatchify(outputs.logits, image_shape)[0].numpy()
+    removed = model.unpatchify(outputs.mask[:, :, None].expand_as(outputs.logits), image_shape)[0].numpy() > 0.5
+    original = pixel_values[0].numpy()
+    pasted = np.where(removed, predicted, original)
+
+    paths = {
+        "crop_tif": output / "reconstruction_input.tif",
+        "reconstruction_tif": output / "reconstruction.tif",
+        "input_png": output / "reconstruction_input_true_colour.png",
+        "masked_png": output / "reconstruction_masked_true_colour.png",
+        "prediction_png": output / "reconstruction_predicted_true_colour.png",
+        "pasted_png": output / "reconstruction_visible_plus_predicted_true_colour.png",
+    }
+    names = list(model.config.band_names)
+    write_geotiff(paths["crop_tif"], original, crop.crs, crop.transform, band_descriptions=names)
+    write_geotiff(paths["reconstruction_tif"], pasted, crop.crs, crop.transform, band_descriptions=names)
+    rgb = [names.index(band) for band in TRUE_COLOUR]
+    low, high = np.percentile(original[rgb], 2, axis=(1, 2)), np.percentile(original[rgb], 98, axis=(1, 2))
+    write_png(paths["input_png"], stretch(original[rgb], low, high))
+    write_png(paths["masked_png"], stretch(np.where(removed, np.nan, original)[rgb], low, high))
+    write_png(paths["prediction_png"], stretch(predicted[rgb], low, high))
+    write_png(paths["pasted_png"], stretch(pasted[rgb], low, high))
+    masked_error = float(((predicted - original) ** 2)[removed].mean())
+    print(f"Reconstruction: {removed.mean():.0%} of the crop removed; MSE on removed pixels {masked_error:.4f} "
+          f"(normalised units; predicting the crop mean would give {float(original.var()):.4f}).")  # fmt: skip
+    return paths
+
+
+def cluster(embeddings: np.ndarray, num_clusters: int, seed: int, iterations: int = 30) -> np.ndarray:
+    """k-means (k-means++ start) of (C, H, W) embeddings; NaN pixels get 255."""
+    valid = np.all(np.isfinite(embeddings), axis=0)
+    points = torch.from_numpy(embeddings[:, valid].T.copy())
+    points = torch.nn.functional.normalize(points, dim=1)
+    generator = torch.Generator().manual_seed(seed)
+    centres = points[torch.randint(len(points), (1,), generator=generator)]
+    for _ in range(num_clusters - 1):
+        distance = torch.cdist(points, centres).min(dim=1).values ** 2
+        centres = torch.cat([centres, points[torch.multinomial(distance / distance.sum(), 1, generator=generator)]])
+    for _ in range(iterations):
+        assignment = torch.cdist(points, centres).argmin(dim=1)
+        for index in range(num_clusters):
+            members = points[assignment == index]
+            if len(members):
+                centres[index] = members.mean(dim=0)
+    classes = np.full(valid.shape, 255, dtype=np.uint8)
+    classes[valid] = torch.cdist(points, centres).argmin(dim=1).numpy().astype(np.uint8)
+    return classes
+
+
+def scene_inference(model, scene_path: str, output: Path, segmentation_model: str | None, num_clusters: int,
+                    seed: int) -> dict[str, Path]:  # fmt: skip
+    paths = {"embeddings_tif": output / "embeddings.tif", "clusters_tif": output / "clusters.tif",
+             "clusters_png": output / "clusters.png", "scene_png": output / "scene_true_colour.png"}  # fmt: skip
+    embed_scene(model.spectralgpt, scene_path, paths["embeddings_tif"], tile=128, overlap=32, batch_size=8)
+    with rasterio.open(paths["embeddings_tif"]) as embeddings:
+        classes = cluster(embeddings.read(), num_clusters, seed)
+        write_geotiff(paths["clusters_tif"], classes, embeddings.crs, embeddings.transform, nodata=255,
+                      band_descriptions=["cluster"])  # fmt: skip
+    # one embedding pixel per patch: repeat it to the scene's 10 m pixels for the preview
+    patch = model.config.patch_size
+    write_png(paths["clusters_png"], colour_classes(classes.repeat(patch, axis=0).repeat(patch, axis=1)))
+    with open_scene(scene_path, TRUE_COLOUR) as scene:
+        write_png(paths["scene_png"], stretch(scene.read().data))
+    if segmentation_model is not None:
+        segmenter = SpectralGPTForSemanticSegmentation.from_pretrained(segmentation_model)
+        paths["classes_tif"] = predict_scene(segmenter, scene_path, output / "classes.tif", overlap=32)
+        with rasterio.open(paths["classes_tif"]) as classes_file:
+            paths["classes_png"] = output / "classes.png"
+            write_png(paths["classes_png"], colour_classes(classes_file.read(1)))
+    return paths
+
+
+def run_demo(
+    output_dir: str | os.PathLike,
+    input: str | None = None,
+    checkpoint: str | None = None,
+    model: str | None = None,
+    segmentation_model: str | None = None,
+    steps: int = 150,
+    num_clusters: int = 6,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Runs the main job; returns the written files by role."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    scene = input or default_scene()
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as workdir:
+        pretraining_model = load_pretraining_model(checkpoint, model, scene, Path(workdir), steps, seed)
+        pretraining_model.save_pretrained(output / "model")
+    paths = reconstruct(pretraining_model, scene, output, seed)
+    paths.update(scene_inference(pretraining_model, scene, output, segmentation_model, num_clusters, seed))
+    for role, path in paths.items():
+        print(f"{role:>24}: {path}")
+    return paths
