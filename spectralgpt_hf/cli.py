@@ -1,6 +1,7 @@
 """The `spectralgpt-hf` command line."""
 
 import argparse
+import dataclasses
 import sys
 
 
@@ -9,6 +10,30 @@ def convert(args: argparse.Namespace) -> None:
 
     model = convert_original_checkpoint(args.checkpoint, args.output_dir, kind=args.kind)
     print(f"Wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {args.output_dir}")
+    if args.push_to_hub:
+        from .hub import push_converted_checkpoint
+
+        commit = push_converted_checkpoint(
+            model, args.checkpoint, args.push_to_hub, base_model=args.base_model, private=args.private
+        )
+        print(f"Uploaded to {commit.commit_url}")
+
+
+def publish(args: argparse.Namespace) -> None:
+    from .hub import push_to_hub
+
+    commit = push_to_hub(args.model_dir, args.repo_id, base_model=args.base_model, private=args.private)
+    print(f"Uploaded {args.model_dir} to {commit.commit_url}")
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--private", action="store_true", default=None, help="create the Hub repository private (default: the Hub's)"
+    )
+    parser.add_argument(
+        "--base-model", help="Hub repository the model was fine-tuned from, for the card (default for the published "
+        "downstream files: <namespace>/spectralgpt-plus)",
+    )  # fmt: skip
 
 
 def load_model(name_or_path: str, device: str | None):
@@ -48,6 +73,29 @@ def embed(args: argparse.Namespace) -> None:
     print(f"Wrote {output}")
 
 
+def pretrain(args: argparse.Namespace) -> None:
+    from .pretraining import PretrainingArguments, run
+
+    options = {field.name: getattr(args, field.name) for field in dataclasses.fields(PretrainingArguments)}
+    exit_code = run(PretrainingArguments(**options))
+    if exit_code:
+        raise SystemExit(exit_code)
+
+
+def add_pretrain_command(commands) -> None:
+    from transformers import HfArgumentParser
+
+    from .pretraining import PretrainingArguments
+
+    pretrain_parser = commands.add_parser(
+        "pretrain",
+        help="Masked-autoencoder pretraining with Accelerate (see spectralgpt_hf.pretraining).",
+        parents=[HfArgumentParser(PretrainingArguments, add_help=False)],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    pretrain_parser.set_defaults(handler=pretrain)
+
+
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a save_pretrained folder or a Hub model id")
     parser.add_argument("--input", required=True, help="a stacked GeoTIFF or a folder of per-band GeoTIFFs")
@@ -57,6 +105,20 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(
+        args.output,
+        input=args.input,
+        checkpoint=args.checkpoint,
+        model=args.model,
+        segmentation_model=args.segmentation_model,
+        steps=args.steps,
+        num_clusters=args.clusters,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["pretrain", "classifier", "segmentation", "change_detection"],
         help="the kind of file, when detection from its tensors is not wanted (a kind that contradicts them fails)",
     )
+    convert_parser.add_argument(
+        "--push-to-hub", metavar="ORG/NAME", help="also upload the model with its card, image processor and code "
+        "files (published files only; log in with `hf auth login` or set HF_TOKEN)",
+    )  # fmt: skip
+    add_hub_arguments(convert_parser)
     convert_parser.set_defaults(handler=convert)
+
+    publish_parser = commands.add_parser(
+        "publish", help="Upload a trained model folder to the Hub with a model card, its image processor and the "
+        "code files that let transformers load it with trust_remote_code=True.",
+    )  # fmt: skip
+    publish_parser.add_argument(
+        "model_dir", help="a save_pretrained / Trainer output folder, with the model's preprocessor_config.json"
+    )
+    publish_parser.add_argument("repo_id", help="ORG/NAME of the Hub repository (created when missing)")
+    add_hub_arguments(publish_parser)
+    publish_parser.set_defaults(handler=publish)
 
     predict_parser = commands.add_parser(
         "predict", help="Run a classification, segmentation or change-detection model over a whole scene."
@@ -85,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     embed_parser = commands.add_parser("embed", help="Write per-patch encoder embeddings of a whole scene.")
     add_scene_arguments(embed_parser)
     embed_parser.set_defaults(handler=embed)
+
+    demo_parser = commands.add_parser(
+        "demo", help="The main job: masked reconstruction and whole-scene inference with previews, offline."
+    )
+    demo_parser.add_argument("--output", default="outputs/demo", help="folder for the GeoTIFFs and PNG previews")
+    demo_parser.add_argument("--input", help="a GeoTIFF scene or per-band folder (default: the shared sample scene)")
+    demo_parser.add_argument("--checkpoint", help="an original pretraining .pth file to convert and use")
+    demo_parser.add_argument("--model", help="a SpectralGPT pretraining model folder or Hub id to use")
+    demo_parser.add_argument("--segmentation-model", help="also write a class map with this segmentation model")
+    demo_parser.add_argument("--steps", type=int, default=150, help="steps of the quick fit when no model is given")
+    demo_parser.add_argument("--clusters", type=int, default=6, help="clusters of the embedding map")
+    demo_parser.set_defaults(handler=demo)
+
+    add_pretrain_command(commands)
     return parser
 
 

@@ -7,13 +7,22 @@ Trainer calls `compute_metrics`: once with all predictions, or batch by batch wi
 """
 
 import numpy as np
+import torch
 from transformers import EvalPrediction
+
+
+def to_numpy(values) -> np.ndarray:
+    """Trainer hands numpy arrays, or torch tensors (on any device, any dtype) with `batch_eval_metrics=True`."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+        return (values.float() if values.is_floating_point() else values).numpy()
+    return np.asarray(values)
 
 
 class StreamingMetric:
     def __call__(self, eval_pred: EvalPrediction, compute_result: bool = True) -> dict[str, float] | None:
         predictions = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        self.update(np.asarray(predictions), np.asarray(eval_pred.label_ids))
+        self.update(to_numpy(predictions), to_numpy(eval_pred.label_ids))
         if not compute_result:
             return None
         scores = self.compute()

@@ -1,7 +1,6 @@
 """The converter on small files in the original layouts: strictness, safety, the command line."""
 
 import argparse
-import pickle
 
 import pytest
 import torch
@@ -9,42 +8,7 @@ import torch
 from spectralgpt_hf import CheckpointConversionError, SpectralGPTForPreTraining, convert_original_checkpoint
 from spectralgpt_hf.cli import main as cli_main
 
-
-def block_manifest(prefix, depth, dim, hidden):
-    shapes = []
-    for i in range(depth):
-        block = f"{prefix}.{i}"
-        shapes += [(f"{block}.norm1.weight", (dim,)), (f"{block}.norm1.bias", (dim,))]
-        for name in ("q", "k", "v", "proj"):
-            shapes += [(f"{block}.attn.{name}.weight", (dim, dim)), (f"{block}.attn.{name}.bias", (dim,))]
-        shapes += [(f"{block}.norm2.weight", (dim,)), (f"{block}.norm2.bias", (dim,))]
-        shapes += [(f"{block}.mlp.fc1.weight", (hidden, dim)), (f"{block}.mlp.fc1.bias", (hidden,))]
-        shapes += [(f"{block}.mlp.fc2.weight", (dim, hidden)), (f"{block}.mlp.fc2.bias", (dim,))]
-    return shapes
-
-
-def tiny_pretrain_manifest(grid=4, groups=4, dim=768):
-    """The original pretraining layout, with two blocks and a small decoder (hidden size 768: the base width)."""
-    return (
-        [
-            ("pos_embed_spatial", (1, grid * grid, dim)),
-            ("pos_embed_temporal", (1, groups, dim)),
-            ("mask_token", (1, 1, 64)),
-            ("decoder_pos_embed_spatial", (1, grid * grid, 64)),
-            ("decoder_pos_embed_temporal", (1, groups, 64)),
-            ("patch_embed.proj.weight", (dim, 1, 3, 8, 8)),
-            ("patch_embed.proj.bias", (dim,)),
-        ]
-        + block_manifest("blocks", 2, dim, 64)
-        + [("norm.weight", (dim,)), ("norm.bias", (dim,)), ("decoder_embed.weight", (64, dim)), ("decoder_embed.bias", (64,))]
-        + block_manifest("decoder_blocks", 1, 64, 128)
-        + [
-            ("decoder_norm.weight", (64,)),
-            ("decoder_norm.bias", (64,)),
-            ("decoder_pred.weight", (192, 64)),
-            ("decoder_pred.bias", (192,)),
-        ]
-    )
+from layouts import tiny_pretrain_manifest
 
 
 @pytest.fixture

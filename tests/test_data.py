@@ -18,7 +18,6 @@ from spectralgpt_hf import raster
 from spectralgpt_hf.data import (
     BIGEARTHNET_43_TO_19,
     BIGEARTHNET_CLASSES,
-    SEGMUNICH_BANDS,
     RandomFlipsAndRotations,
     RandomResizedCropAndFlip,
     load_bigearthnet,
@@ -34,14 +33,15 @@ from spectralgpt_hf.image_processing_spectralgpt import (
     SpectralGPTImageProcessor,
 )
 
+import layouts
+from layouts import OSCD_IMAGES, OSCD_TRAIN_LABELS, SEGMUNICH_CODES
+
 # Layer (1-based) of each SpectralGPT input band in the EuroSAT-MS tifs, from the data README: B01..B09, B10, B11,
 # B12, B8A. SpectralGPT order: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12.
 EUROSAT_LAYERS_IN_MODEL_ORDER = [1, 2, 3, 4, 5, 6, 7, 8, 13, 9, 11, 12]
 MODEL_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
-OSCD_IMAGES = "Onera Satellite Change Detection dataset - Images"
-OSCD_TRAIN_LABELS = "Onera Satellite Change Detection dataset - Train Labels"
 
 
 def min_max(array, eps):
@@ -79,7 +79,7 @@ def count_reads(monkeypatch):
 @pytest.fixture(scope="module")
 def eurosat_root(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("eurosat")
-    shutil.copytree(data_dir / "eurosat_ms", root / "EuroSAT_MS")
+    layouts.write_eurosat(data_dir, root)
     (root / "eurosat-train.txt").write_text("AnnualCrop_1.jpg\nSeaLake_3000.jpg\n")
     return root
 
@@ -128,39 +128,10 @@ def test_eurosat_errors_name_expected_and_found(eurosat_root, tmp_path):
 
 # --- BigEarthNet v2 --------------------------------------------------------------------------------------------
 
-BEN_LABELS_43 = [
-    "Non-irrigated arable land",
-    "Coniferous forest",
-    "Road and rail networks and associated land",
-    "Transitional woodland/shrub",
-]
-
-
 @pytest.fixture(scope="module")
 def bigearthnet_root(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("bigearthnet")
-    patch = next((data_dir / "bigearthnet_s2").glob("*/*/"))
-    tile = patch.parent.name
-    images = root / "BigEarthNet-S2" / tile
-    shutil.copytree(patch, images / patch.name)
-    # A second patch id over the same real imagery.
-    other = f"{tile}_75_44"
-    (images / other).mkdir()
-    for path in sorted(patch.glob("*.tif")):
-        shutil.copy(path, images / other / path.name.replace(patch.name, other))
-    table = pa.table(
-        {
-            "patch_id": [patch.name, other, other],
-            "labels": [
-                BEN_LABELS_43,
-                ["Urban fabric", "Marine waters"],
-                ["Sea and ocean", "Estuaries", "Water bodies"],
-            ],
-            "split": ["train", "train", "validation"],
-            "country": ["Austria"] * 3,
-        }
-    )
-    pq.write_table(table, root / "metadata.parquet")
+    patch = layouts.write_bigearthnet(data_dir, root)
     return root, patch
 
 
@@ -219,7 +190,6 @@ def test_bigearthnet_errors(bigearthnet_root, tmp_path):
 
 # --- SegMunich -------------------------------------------------------------------------------------------------
 
-SEGMUNICH_CODES = np.array([0, 5, 11, 12, 13, 14, 21, 22, 23, 31, 32, 33, 41], dtype=np.uint8)
 # Spec 10.3: 21->1, 22->2, 23->3, 31->4, 32->6, 33->7, 41->8, 13->9, 14->10; 0, 5, 11, 12 kept.
 SEGMUNICH_CLASS_IDS = np.array([0, 5, 11, 12, 9, 10, 1, 2, 3, 4, 6, 7, 8])
 
@@ -227,20 +197,7 @@ SEGMUNICH_CLASS_IDS = np.array([0, 5, 11, 12, 9, 10, 1, 2, 3, 4, 6, 7, 8])
 @pytest.fixture(scope="module")
 def segmunich_root(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("segmunich")
-    scene = next((data_dir / "major_tom_s2l2a").glob("*/*/*/"))
-    pattern = (np.arange(128 * 128) * 7 // 5) % len(SEGMUNICH_CODES)
-    for split, names in (("train", ["1", "2", "10"]), ("test", ["5"])):
-        (root / split / "img").mkdir(parents=True)
-        (root / split / "label").mkdir()
-        for name in names:
-            offset = 90 * int(name)
-            cut = raster.read_bands(scene, SEGMUNICH_BANDS, window=Window(offset, 300, 128, 128))
-            image = cut.data.astype(np.uint16)
-            raster.write_geotiff(root / split / "img" / f"{name}.tif", image, cut.crs, cut.transform)
-            codes = np.roll(SEGMUNICH_CODES[pattern], int(name)).reshape(128, 128)
-            raster.write_geotiff(root / split / "label" / f"{name}.tif", codes, cut.crs, cut.transform)
-    (root / "dataset").mkdir()
-    (root / "dataset" / "train.txt").write_text("1\n10\n")
+    layouts.write_segmunich(data_dir, root)
     return root
 
 
@@ -285,38 +242,10 @@ def test_segmunich_wrong_layout(tmp_path):
 # --- OSCD ------------------------------------------------------------------------------------------------------
 
 
-def write_rect_folder(date_folder, destination, height, width):
-    """A date of an OSCD city: every band resampled to 10 m and written as <band>.tif, as in imgs_*_rect/."""
-    destination.mkdir(parents=True)
-    bands = raster.read_bands(date_folder, window=Window(0, 0, width, height))
-    for name, layer in zip(bands.band_names, bands.data):
-        # The coarse bands leave the grid's edge uncovered (NaN); the rectified OSCD bands have no such gaps.
-        layer = np.round(np.nan_to_num(layer)).astype(np.uint16)
-        raster.write_geotiff(destination / f"{name}.tif", layer, bands.crs, bands.transform)
-    return bands
-
-
 @pytest.fixture(scope="module")
 def oscd_root(data_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("oscd")
-    first_date, second_date = sorted((data_dir / "ssl4eo_s12_l2a" / "0000200").iterdir())
-    images, labels = root / OSCD_IMAGES, root / OSCD_TRAIN_LABELS
-    # city_a: the full 264 x 264 pair; city_b: a 200 x 230 first date and a 190 x 230 second date.
-    sizes = {"city_a": ((264, 264), (264, 264)), "city_b": ((200, 230), (190, 230))}
-    for city, ((height_1, width_1), (height_2, width_2)) in sizes.items():
-        grid = write_rect_folder(first_date, images / city / "imgs_1_rect", height_1, width_1)
-        write_rect_folder(second_date, images / city / "imgs_2_rect", height_2, width_2)
-        (labels / city / "cm").mkdir(parents=True)
-        change = np.zeros((height_1, width_1), dtype=np.uint8)
-        change[40:120, 90:200] = 1
-        if city == "city_a":
-            raster.write_geotiff(labels / city / "cm" / f"{city}-cm.tif", change + 1, grid.crs, grid.transform)
-        else:
-            png_profile = {"driver": "PNG", "width": width_1, "height": height_1, "count": 1, "dtype": "uint8"}
-            with rasterio.open(labels / city / "cm" / "cm.png", "w", **png_profile) as png:
-                png.write(change[None] * 255)
-    (images / "train.txt").write_text("city_a,city_b\n")
-    (images / "test.txt").write_text("city_b")
+    layouts.write_oscd(data_dir, root)
     return root
 
 

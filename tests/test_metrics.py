@@ -1,6 +1,7 @@
 
 import numpy as np
 import pytest
+import torch
 from transformers import EvalPrediction
 
 from spectralgpt_hf.metrics import (
@@ -50,6 +51,13 @@ def test_multilabel_scores_whole_set_not_batch_mean():
     assert whole["micro_mAP"] == pytest.approx(brute_force_average_precision(logits.ravel(), labels.ravel() > 0))
     per_class = [brute_force_average_precision(logits[:, c], labels[:, c] > 0) for c in range(4)]
     assert whole["macro_mAP"] == pytest.approx(np.mean(per_class))
+
+
+def test_batch_mode_accepts_torch_tensors_in_low_precision():
+    """With batch_eval_metrics=True Trainer passes tensors as the model made them (e.g. bf16)."""
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0]], dtype=torch.bfloat16)
+    metric = ClassificationMetrics()
+    assert metric(EvalPrediction(logits, torch.tensor([0, 0])), compute_result=True) == {"accuracy": 0.5}
 
 
 def test_classification_accuracy():

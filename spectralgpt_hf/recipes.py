@@ -1,0 +1,255 @@
+# Copyright 2026 The spectralgpt_hf authors. Licensed under the Apache License, Version 2.0.
+"""What the fine-tuning scripts of `examples/` share: their arguments, the recipes' training options that
+`TrainingArguments` lacks, and one train / evaluate / save sequence with `Trainer`.
+
+`RecipeTrainingArguments` adds three options of the original recipes to `TrainingArguments`:
+
+* `base_learning_rate`: when `learning_rate` is None (the classification recipes' default), it becomes
+  `base_learning_rate * total batch / 256` (the original's `--blr`; the total batch counts devices and gradient
+  accumulation);
+* `layer_decay`: layer-wise learning-rate decay (`spectralgpt_hf.optimization`);
+* `epoch_lr_decay`: the learning rate is multiplied by this factor after every epoch (the OSCD recipe's
+  `ExponentialLR`), with `lr_scheduler_type="constant"`.
+
+`RecipeTrainer` is a `Trainer` that applies the last two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from argparse import ArgumentParser
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers.trainer_utils import SchedulerType
+
+from . import data
+from .configuration_spectralgpt import SpectralGPTConfig
+from .modeling_spectralgpt import SpectralGPTPreTrainedModel
+from .optimization import layer_decay_optimizer
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        metadata={
+            "help": "A converted checkpoint folder (`spectralgpt-hf convert`): a pretraining checkpoint gets a new "
+            "head; a fine-tuned one of the same task goes on training."
+        }
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "Scalar config fields set after the recipe's, e.g. 'drop_path_rate=0.1' or, for the original "
+            "classification model, 'position_embedding_type=joint,pool_excludes_first_token=true'."
+        },
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False, metadata={"help": "Start a new head when the checkpoint's head has another number of classes."}
+    )
+
+
+@dataclass
+class DataArguments:
+    data_dir: str = field(metadata={"help": "The dataset's folder, in the layout spectralgpt_hf.data reads."})
+    train_split: str = field(default="train", metadata={"help": "The split to train on."})
+    eval_split: str = field(default="test", metadata={"help": "The split to evaluate on."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N training samples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only the first N evaluation samples."})
+
+
+@dataclass
+class RecipeTrainingArguments(TrainingArguments):
+    base_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Used when learning_rate is None: learning_rate = base_learning_rate * total batch / 256."},
+    )
+    layer_decay: float | None = field(
+        default=None,
+        metadata={"help": "Layer-wise learning-rate decay: each encoder block learns at layer_decay times the rate of "
+                  "the block above it, the head at learning_rate."},
+    )  # fmt: skip
+    epoch_lr_decay: float = field(
+        default=1.0,
+        metadata={"help": "Multiply the learning rate by this factor after every epoch (needs lr_scheduler_type "
+                  "'constant'); 1: off."},
+    )  # fmt: skip
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.epoch_lr_decay <= 1:
+            raise ValueError(f"epoch_lr_decay must be in (0, 1], got {self.epoch_lr_decay}.")
+        if self.epoch_lr_decay != 1 and self.lr_scheduler_type != SchedulerType.CONSTANT:
+            raise ValueError(
+                f"epoch_lr_decay={self.epoch_lr_decay} sets the schedule, so lr_scheduler_type must be 'constant', got "
+                f"{self.lr_scheduler_type.value!r}. Pass --epoch_lr_decay 1 to use {self.lr_scheduler_type.value!r}."
+            )
+        if self.learning_rate is None:
+            if self.base_learning_rate is None:
+                raise ValueError("Give learning_rate, or base_learning_rate to scale it with the total batch size.")
+            total_batch = self.train_batch_size * self.gradient_accumulation_steps * self.world_size
+            self.learning_rate = self.base_learning_rate * total_batch / 256
+
+
+# Defaults of every recipe script, before the recipe's own.
+SCRIPT_DEFAULTS = {
+    "do_train": True,
+    "do_eval": True,
+    "remove_unused_columns": False,  # the lazily decoded datasets need their stored path columns
+    "eval_strategy": "epoch",  # the original evaluated after every epoch
+    "save_strategy": "epoch",
+    "save_total_limit": 1,  # the latest checkpoint, to resume from
+}
+
+
+def parse_arguments(
+    args: Sequence[str] | None,
+    data_arguments: type[DataArguments],
+    defaults: dict,
+    dataset_defaults: dict[str, dict] | None = None,
+) -> tuple[ModelArguments, DataArguments, RecipeTrainingArguments]:
+    """The arguments of a recipe script, from the command line or from one `.json` file, with `SCRIPT_DEFAULTS` and
+    the recipe's `defaults` (field name -> value) in place of the dataclasses' own. `dataset_defaults` (dataset name
+    -> defaults) adds the settings of the dataset chosen with the data argument `dataset`."""
+    args = sys.argv[1:] if args is None else list(args)
+    from_file = json.loads(Path(args[0]).read_text()) if len(args) == 1 and args[0].endswith(".json") else None
+    defaults = {**SCRIPT_DEFAULTS, **defaults}
+    if dataset_defaults is not None:
+        if from_file is None:
+            dataset_parser = ArgumentParser(add_help=False, allow_abbrev=False)
+            dataset_parser.add_argument("--dataset", default=data_arguments.dataset)
+            dataset = dataset_parser.parse_known_args(args)[0].dataset
+        else:
+            dataset = from_file.get("dataset", data_arguments.dataset)
+        # An unknown name gets no defaults here and is refused by the full parser below.
+        defaults.update(dataset_defaults.get(dataset, {}))
+    parser = HfArgumentParser((ModelArguments, data_arguments, RecipeTrainingArguments))
+    if from_file is not None:
+        return parser.parse_dict({**defaults, **from_file})
+    parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses(args)
+
+
+def load_config(model_args: ModelArguments, **recipe_settings) -> SpectralGPTConfig:
+    """The checkpoint's configuration with the recipe's settings (labels, stochastic depth, dropouts), then the
+    user's `config_overrides`."""
+    config = SpectralGPTConfig.from_pretrained(model_args.model_name_or_path, **recipe_settings)
+    if "id2label" in recipe_settings:
+        config.label2id = {name: index for index, name in config.id2label.items()}
+    if model_args.config_overrides:
+        config.update_from_string(model_args.config_overrides)
+    return config
+
+
+def load_model(
+    model_class: type[SpectralGPTPreTrainedModel], model_args: ModelArguments, config: SpectralGPTConfig
+) -> SpectralGPTPreTrainedModel:
+    return model_class.from_pretrained(
+        model_args.model_name_or_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes
+    )
+
+
+def load_splits(
+    data_args: DataArguments, load: Callable[..., Dataset], train_options: dict, eval_options: dict
+) -> tuple[Dataset, Dataset]:
+    """The training and evaluation splits, `load(data_dir, split, **options)`, cut to max_train/eval_samples."""
+
+    def first(dataset: Dataset, count: int | None) -> Dataset:
+        return dataset if count is None else dataset.select(range(min(count, len(dataset))))
+
+    train = load(data_args.data_dir, data_args.train_split, **train_options)
+    evaluation = load(data_args.data_dir, data_args.eval_split, **eval_options)
+    return first(train, data_args.max_train_samples), first(evaluation, data_args.max_eval_samples)
+
+
+def oscd_class_weights(dataset: Dataset, fp_modifier: float = 10.0) -> list[float]:
+    """The original OSCD loss weights `[fp_modifier * 2p, 2(1 - p)]` (no change, change), with p the fraction of
+    changed pixels over the whole change maps of the cities in `dataset` (a `load_oscd` dataset).
+
+    With `fp_modifier=1` these are inverse class frequencies (normalised so that they sum to 2); the original's 10
+    multiplies the weight of the *no-change* class, which trades recall of changes for fewer false positives."""
+    changed = total = 0
+    for path in sorted(set(dataset.with_format(None)["label_path"])):
+        change_map = data._oscd_change_map(path, window=None)
+        changed, total = changed + int(change_map.sum()), total + change_map.size
+    if changed == 0:
+        raise ValueError("The training change maps hold no changed pixel, so the class weights are undefined.")
+    fraction = changed / total
+    return [fp_modifier * 2 * fraction, 2 * (1 - fraction)]
+
+
+class RecipeTrainer(Trainer):
+    """`Trainer` with the layer-wise learning-rate decay and the per-epoch exponential decay of
+    `RecipeTrainingArguments` (`layer_decay`, `epoch_lr_decay`)."""
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.optimizer_cls_and_kwargs is None and self.args.layer_decay is not None:
+            self.optimizer_cls_and_kwargs = layer_decay_optimizer(model or self.model, self.args, self.args.layer_decay)
+        return super().create_optimizer(model)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.args.epoch_lr_decay == 1:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            # Trainer's count of optimizer steps per epoch.
+            steps_per_epoch = math.ceil(len(self.get_train_dataloader()) / self.args.gradient_accumulation_steps)
+            decay = self.args.epoch_lr_decay
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda step: decay ** (step // steps_per_epoch))
+            # As Trainer does for its own schedulers, so that another train() call builds a fresh one.
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+def train_and_evaluate(
+    model: SpectralGPTPreTrainedModel,
+    training_args: RecipeTrainingArguments,
+    train_dataset: Dataset,
+    eval_dataset: Dataset,
+    image_processor,
+    compute_metrics: Callable,
+    preprocess_logits_for_metrics: Callable | None = None,
+) -> dict[str, float]:
+    """Trains (`do_train`), saves the model with `image_processor` beside it and the training metrics, then
+    evaluates (`do_eval`) over the whole evaluation set and saves those metrics. Returns the evaluation metrics."""
+    trainer = RecipeTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=image_processor,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+    )
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.save_model()  # with the processing class: from_pretrained loads both from output_dir
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    metrics = {}
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return metrics
+
+
+__all__ = [
+    "DataArguments",
+    "ModelArguments",
+    "RecipeTrainer",
+    "RecipeTrainingArguments",
+    "SCRIPT_DEFAULTS",
+    "load_config",
+    "load_model",
+    "load_splits",
+    "oscd_class_weights",
+    "parse_arguments",
+    "train_and_evaluate",
+]

@@ -1,0 +1,208 @@
+"""The fine-tuning recipes of examples/ end to end, for two steps on tiny copies of the real dataset layouts,
+starting from a tiny original pretraining checkpoint converted with the converter; and the recipe options of
+spectralgpt_hf.recipes."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForImageClassification, AutoModelForSemanticSegmentation
+
+from spectralgpt_hf import (
+    SpectralGPTConfig,
+    SpectralGPTForChangeDetection,
+    SpectralGPTForImageClassification,
+    SpectralGPTImageProcessor,
+    convert_original_checkpoint,
+)
+from spectralgpt_hf.recipes import RecipeTrainer, RecipeTrainingArguments, parse_arguments
+
+import layouts
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The heads' sizes are config fields, so the pretraining checkpoint's config sets those of the heads built from it.
+TINY_HEADS = dict(
+    num_attention_heads=4, neck_intermediate_sizes=[32, 32, 64, 64], neck_hidden_sizes=[16, 32, 64, 64],
+    decode_head_hidden_size=32,
+)  # fmt: skip
+
+
+def convert_tiny_checkpoint(make_weights, folder, grid):
+    """A 2-block, hidden-64 original pretraining checkpoint of `grid` x `grid` patches (8 px each), converted."""
+    state_dict = make_weights.make_state_dict(layouts.tiny_pretrain_manifest(grid=grid, dim=64), seed=0)
+    make_weights.write_original_checkpoint("pretrain", state_dict, folder / "original.pth", args={"mask_ratio": 0.9})
+    convert_original_checkpoint(folder / "original.pth", folder / "converted", config_overrides=TINY_HEADS)
+    return folder / "converted"
+
+
+@pytest.fixture(scope="module")
+def pretrained(make_weights, tmp_path_factory):
+    """32 px: the recipes size their crops and patches after the model."""
+    return convert_tiny_checkpoint(make_weights, tmp_path_factory.mktemp("pretrained"), grid=4)
+
+
+QUICK = dict(
+    max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, per_device_eval_batch_size=2,
+    eval_strategy="no", save_strategy="no", use_cpu=True, report_to="none", seed=0,
+)  # fmt: skip
+
+
+def command_line(options):
+    return [item for name, value in options.items() for item in (f"--{name}", str(value))]
+
+
+def run_script(name, pretrained, data_dir, output_dir, *options):
+    paths = dict(model_name_or_path=pretrained, data_dir=data_dir, output_dir=output_dir)
+    return load_script(name).main([*command_line({**paths, **QUICK}), *options])
+
+
+def check_output(output_dir, auto_class, metric_names):
+    """The folder loads as a model and an image processor, and holds finite evaluation metrics."""
+    model = auto_class.from_pretrained(output_dir)
+    image_processor = SpectralGPTImageProcessor.from_pretrained(output_dir)
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    for name in ["eval_loss", *(f"eval_{name}" for name in metric_names)]:
+        assert math.isfinite(results[name]), (name, results)
+    assert json.loads((output_dir / "train_results.json").read_text())["train_loss"] > 0
+    return model, image_processor
+
+
+def test_eurosat(pretrained, data_dir, tmp_path):
+    layouts.write_eurosat(data_dir, tmp_path)
+    (tmp_path / "eurosat-train.txt").write_text("AnnualCrop_1.jpg\nPasture_300.jpg\nSeaLake_3000.jpg\n")
+    (tmp_path / "eurosat-val.txt").write_text("Pasture_300.jpg\nSeaLake_3000.jpg\n")
+    output_dir = tmp_path / "out"
+    metrics = run_script("run_classification", pretrained, tmp_path, output_dir, "--dataset", "eurosat")
+    assert metrics["eval_accuracy"] in (0.0, 0.5, 1.0)
+
+    model, image_processor = check_output(output_dir, AutoModelForImageClassification, ["accuracy"])
+    assert type(model) is SpectralGPTForImageClassification
+    config = model.config
+    assert (config.num_labels, config.id2label[9], config.label2id["SeaLake"]) == (10, "SeaLake", 9)
+    assert (config.problem_type, config.drop_path_rate) == ("single_label_classification", 0.2)
+    # the original evaluation transform, scaled to the 32 px model: Resize(int(32 / 0.875) = 36), CenterCrop(32)
+    assert image_processor.normalization == "mean_std"
+    assert (image_processor.size["height"], image_processor.crop_size["height"]) == (36, 32)
+    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert (training_args.label_smoothing_factor, training_args.layer_decay) == (0.1, 0.75)
+
+
+def test_bigearthnet(pretrained, data_dir, tmp_path):
+    layouts.write_bigearthnet(data_dir, tmp_path)
+    output_dir = tmp_path / "out"
+    run_script("run_classification", pretrained, tmp_path, output_dir, "--dataset", "bigearthnet")
+    model, image_processor = check_output(output_dir, AutoModelForImageClassification, ["micro_mAP"])
+    assert (model.config.num_labels, model.config.problem_type) == (19, "multi_label_classification")
+    assert image_processor.normalization == "sentinel_normalize"
+    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert training_args.label_smoothing_factor == 0.0
+
+
+def test_segmunich_from_a_json_file(pretrained, data_dir, tmp_path):
+    layouts.write_segmunich(data_dir, tmp_path, size=32)
+    output_dir = tmp_path / "out"
+    paths = dict(model_name_or_path=str(pretrained), data_dir=str(tmp_path), output_dir=str(output_dir))
+    (tmp_path / "args.json").write_text(json.dumps({**paths, **QUICK}))
+    load_script("run_segmentation").main([str(tmp_path / "args.json")])
+
+    model, image_processor = check_output(
+        output_dir, AutoModelForSemanticSegmentation, ["mean_iou", "overall_accuracy"]
+    )
+    assert (model.config.num_labels, model.config.id2label[4], model.config.drop_path_rate) == (13, "forests", 0.5)
+    assert (image_processor.normalization, image_processor.num_bands) == ("min_max", 12)
+    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert (training_args.lr_scheduler_type.value, training_args.lr_scheduler_kwargs["power"]) == ("polynomial", 0.9)
+
+
+def test_segmunich_tiles_must_match_the_model(make_weights, data_dir, tmp_path):
+    layouts.write_segmunich(data_dir, tmp_path, size=32)
+    sixteen_px = convert_tiny_checkpoint(make_weights, tmp_path, grid=2)
+    with pytest.raises(ValueError, match="tiles are 32 px but the model .* takes 16 px"):
+        run_script("run_segmentation", sixteen_px, tmp_path, tmp_path / "out")
+
+
+def test_oscd(pretrained, data_dir, tmp_path):
+    layouts.write_oscd(data_dir, tmp_path)
+    output_dir = tmp_path / "out"
+    # 32 px patches every 63 px; the first 4 training patches all lie in city_a (264 x 264)
+    run_script(
+        "run_change_detection", pretrained, tmp_path / layouts.OSCD_IMAGES, output_dir,
+        "--max_train_samples", "4", "--max_eval_samples", "2",
+    )  # fmt: skip
+    model, image_processor = check_output(output_dir, SpectralGPTForChangeDetection, ["f1", "precision", "recall"])
+    changed = np.zeros((264, 264))
+    changed[layouts.OSCD_CHANGE] = 1
+    fraction = changed.mean()
+    assert model.config.change_detection_class_weights == pytest.approx([10 * 2 * fraction, 2 * (1 - fraction)])
+    assert (model.config.neck_dropout_prob, model.config.pyramid_pooling_dropout_prob) == (0.0, 0.0)
+    assert model.config.id2label == {0: "no change", 1: "change"}
+    assert image_processor.normalization == "min_max"
+
+    # evaluation only, of the fine-tuned model
+    evaluated = tmp_path / "evaluated"
+    metrics = run_script(
+        "run_change_detection", output_dir, tmp_path / layouts.OSCD_IMAGES, evaluated,
+        "--do_train", "false", "--max_eval_samples", "2",
+    )  # fmt: skip
+    assert math.isfinite(metrics["eval_f1"]) and (evaluated / "eval_results.json").is_file()
+    assert not (evaluated / "model.safetensors").exists()
+
+
+def test_recipe_defaults_and_overrides(tmp_path):
+    common = ["--model_name_or_path", "m", "--data_dir", "d", "--output_dir", str(tmp_path), "--use_cpu", "true"]
+    script = load_script("run_classification")
+
+    def arguments(*options):
+        return parse_arguments(
+            [*common, *options], script.ClassificationDataArguments, script.RECIPE, script.DATASET_RECIPES
+        )
+
+    _, data_args, training_args = arguments()
+    # base lr 2e-4 x (16 x 8 on one device) / 256
+    assert training_args.learning_rate == pytest.approx(1e-4)
+    assert (data_args.dataset, data_args.eval_split, training_args.label_smoothing_factor) == ("eurosat", "val", 0.1)
+    assert (training_args.num_train_epochs, training_args.lr_scheduler_type.value) == (150, "cosine")
+    _, data_args, training_args = arguments("--dataset", "bigearthnet", "--learning_rate", "3e-4")
+    assert (data_args.eval_split, training_args.label_smoothing_factor) == ("validation", 0.0)
+    assert training_args.learning_rate == 3e-4
+
+
+def test_recipe_trainer_decays(tmp_path):
+    """Layer-wise decay scales each group's rate; the rate of epoch e is then multiplied by epoch_lr_decay^e."""
+    torch.manual_seed(0)
+    config = SpectralGPTConfig(
+        image_size=8, patch_size=4, num_bands=3, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=8, num_labels=2,
+    )  # fmt: skip
+    data = Dataset.from_dict({"pixel_values": np.zeros((4, 3, 8, 8), np.float32), "labels": [0, 1, 0, 1]})
+    args = RecipeTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, num_train_epochs=3, learning_rate=0.1,
+        layer_decay=0.5, lr_scheduler_type="constant", epoch_lr_decay=0.5, logging_steps=1, use_cpu=True,
+        report_to=[], save_strategy="no",
+    )  # fmt: skip
+    model = SpectralGPTForImageClassification(config)
+    trainer = RecipeTrainer(model=model, args=args, train_dataset=data.with_format("torch"))
+    trainer.train()
+    # groups: tokenizer and position tables, the block, the rest (final norm and head)
+    assert sorted({group["initial_lr"] for group in trainer.optimizer.param_groups}) == [0.025, 0.05, 0.1]
+    # the logged rate is the first group's: 0.1 x 0.5^2, two steps per epoch
+    rates = [entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]
+    assert rates == pytest.approx([0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.00625])
+    with pytest.raises(ValueError, match="lr_scheduler_type must be 'constant'"):
+        RecipeTrainingArguments(output_dir=str(tmp_path), epoch_lr_decay=0.95, lr_scheduler_type="cosine")
