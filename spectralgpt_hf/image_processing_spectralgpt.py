@@ -122,7 +122,9 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
     antialias = False
 
     def __init__(self, **kwargs: Unpack[SpectralGPTImageProcessorKwargs]):
-        unknown = set(kwargs) - set(self.valid_kwargs.__annotations__) - set(INIT_SERVICE_KWARGS)
+        # auto_map: written by save_pretrained into repositories that carry the code (spectralgpt_hf.hub)
+        known = {*self.valid_kwargs.__annotations__, *INIT_SERVICE_KWARGS, "auto_map"}
+        unknown = set(kwargs) - known
         if unknown:
             raise TypeError(
                 f"SpectralGPTImageProcessor got unknown options {sorted(unknown)}. Valid options: "
