@@ -15,13 +15,12 @@ import math
 import os
 import pickle
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .configuration_spectralgpt import SENTINEL2_BANDS, VARIANTS, SpectralGPTConfig
+from .files import atomic_folder
 from .modeling_spectralgpt import (
     SpectralGPTForChangeDetection,
     SpectralGPTForImageClassification,
@@ -305,24 +304,6 @@ def convert_state_dict(
     return converted
 
 
-def save_atomically(model: SpectralGPTPreTrainedModel, output_dir: str | os.PathLike) -> None:
-    """`save_pretrained` into a temporary folder beside `output_dir`, then swap it in: never a half-written folder."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        model.save_pretrained(staging)
-        if output_dir.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old.", dir=output_dir.parent))
-            os.replace(output_dir, previous / output_dir.name)
-            os.replace(staging, output_dir)
-            shutil.rmtree(previous)
-        else:
-            os.replace(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def convert_original_checkpoint(
     path: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
@@ -365,5 +346,6 @@ def convert_original_checkpoint(
     model.load_state_dict(convert_state_dict(state_dict, kind, model), strict=True, assign=True)
     model.eval()
     if output_dir is not None:
-        save_atomically(model, output_dir)
+        with atomic_folder(output_dir) as staging:
+            model.save_pretrained(staging)
     return model

@@ -755,14 +755,13 @@ def resize_to_input(logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.T
     return nn.functional.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
 
 
-class SpectralGPTForSemanticSegmentation(SpectralGPTPreTrainedModel):
+class SpectralGPTDensePredictionModel(SpectralGPTPreTrainedModel):
     """
-    The original SegMunich segmentation model: the encoder's last block (no final LayerNorm), a learned fusion of
-    the spectral groups into one (hidden_size, rows, cols) map, a four-level neck and a pyramid pooling + FPN
-    decoder. `logits` are `(batch_size, num_labels, height, width)` scores at input resolution.
+    What the segmentation and change-detection models share: the encoder without its final LayerNorm (they read the
+    last block's output as it is), the spectral fusion, the neck and the decoder.
     """
 
-    # The cross-entropy averages over the batch's own labelled pixels; Trainer's item count would include ignored ones.
+    # Their losses average over the batch's own labelled pixels; Trainer's item count would include ignored ones.
     accepts_loss_kwargs = False
 
     def __init__(self, config: SpectralGPTConfig):
@@ -772,6 +771,18 @@ class SpectralGPTForSemanticSegmentation(SpectralGPTPreTrainedModel):
         self.neck = SpectralGPTNeck(config)
         self.decode_head = SpectralGPTDecodeHead(config)
         self.post_init()
+
+    def decode(self, feature_map: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Class scores at the input's resolution from a fused (batch_size, hidden_size, rows, cols) map."""
+        return resize_to_input(self.decode_head(self.neck(feature_map)), pixel_values)
+
+
+class SpectralGPTForSemanticSegmentation(SpectralGPTDensePredictionModel):
+    """
+    The original SegMunich segmentation model: the encoder's last block (no final LayerNorm), a learned fusion of
+    the spectral groups into one (hidden_size, rows, cols) map, a four-level neck and a pyramid pooling + FPN
+    decoder. `logits` are `(batch_size, num_labels, height, width)` scores at input resolution.
+    """
 
     @can_return_tuple
     def forward(
@@ -790,7 +801,7 @@ class SpectralGPTForSemanticSegmentation(SpectralGPTPreTrainedModel):
         """
         outputs = self.spectralgpt(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
         feature_map = self.spectral_fusion(outputs.last_hidden_state, token_grid(self.config, pixel_values))
-        logits = resize_to_input(self.decode_head(self.neck(feature_map)), pixel_values)
+        logits = self.decode(feature_map, pixel_values)
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, ignore_index=self.config.semantic_loss_ignore_index)
@@ -799,7 +810,7 @@ class SpectralGPTForSemanticSegmentation(SpectralGPTPreTrainedModel):
         )
 
 
-class SpectralGPTForChangeDetection(SpectralGPTPreTrainedModel):
+class SpectralGPTForChangeDetection(SpectralGPTDensePredictionModel):
     """
     The original OSCD change-detection model: both dates go through the shared encoder (last block, no final
     LayerNorm) and the spectral fusion; the difference of the two maps (first minus second) feeds the same neck and
@@ -810,17 +821,6 @@ class SpectralGPTForChangeDetection(SpectralGPTPreTrainedModel):
     output is their `log_softmax` over classes. The loss is the cross-entropy (NLL of that log_softmax) weighted by
     `config.change_detection_class_weights`.
     """
-
-    # The weighted loss is normalised by the batch's own weights; it takes no item count from Trainer.
-    accepts_loss_kwargs = False
-
-    def __init__(self, config: SpectralGPTConfig):
-        super().__init__(config)
-        self.spectralgpt = SpectralGPTModel(config, add_final_layernorm=False)
-        self.spectral_fusion = SpectralGPTSpectralFusion(config)
-        self.neck = SpectralGPTNeck(config)
-        self.decode_head = SpectralGPTDecodeHead(config)
-        self.post_init()
 
     @can_return_tuple
     def forward(
@@ -855,7 +855,7 @@ class SpectralGPTForChangeDetection(SpectralGPTPreTrainedModel):
         grid = token_grid(self.config, pixel_values)
         feature_map = self.spectral_fusion(outputs.last_hidden_state, grid)
         feature_map_2 = self.spectral_fusion(outputs_2.last_hidden_state, grid)
-        logits = resize_to_input(self.decode_head(self.neck(feature_map - feature_map_2)), pixel_values)
+        logits = self.decode(feature_map - feature_map_2, pixel_values)
         loss = None
         if labels is not None:
             weights = self.config.change_detection_class_weights

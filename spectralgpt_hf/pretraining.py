@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -48,6 +47,7 @@ from . import raster
 from .configuration_spectralgpt import VARIANTS, SpectralGPTConfig
 from .convert_original_checkpoint import convert_original_checkpoint
 from .data import RandomResizedCropAndFlip
+from .files import atomic_folder, replace_folder
 from .image_processing_spectralgpt import SpectralGPTImageProcessor
 from .modeling_spectralgpt import SpectralGPTForPreTraining
 from .optimization import uses_weight_decay
@@ -557,17 +557,6 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
-def replace_folder(staging: Path, destination: Path) -> None:
-    """Moves a complete `staging` folder to `destination`; an existing `destination` stays whole until then."""
-    if destination.exists():
-        previous = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
-        os.replace(destination, previous / destination.name)
-        os.replace(staging, destination)
-        shutil.rmtree(previous)
-    else:
-        os.replace(staging, destination)
-
-
 def save_checkpoint(accelerator: Accelerator, model, checkpoints_dir: Path, step: int, keep: int) -> Path:
     """`accelerator.save_state` into a temporary folder renamed `step-XXXXXX` once every process has written;
     the oldest checkpoints beyond `keep` are then removed."""
@@ -609,16 +598,11 @@ def save_final_model(accelerator: Accelerator, model, config: SpectralGPTConfig,
     """The model (`save_pretrained`) and its image processor, written under a temporary name and then renamed."""
     state_dict = accelerator.get_state_dict(model)  # gathers sharded (FSDP, DeepSpeed ZeRO-3) weights
     if accelerator.is_main_process:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-        try:
+        with atomic_folder(destination) as staging:
             accelerator.unwrap_model(model).save_pretrained(staging, state_dict=state_dict)
             SpectralGPTImageProcessor.for_pretraining(
                 band_names=config.band_names, num_bands=config.num_bands
             ).save_pretrained(staging)
-            replace_folder(staging, destination)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 

@@ -1,5 +1,4 @@
 import pytest
-import torch
 from transformers import Trainer, TrainingArguments
 
 from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining
