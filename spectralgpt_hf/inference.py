@@ -22,6 +22,9 @@ from .image_processing_spectralgpt import SpectralGPTImageProcessor
 from .raster import Scene, open_geotiff_for_writing, open_scene
 
 CLASS_MAP_NODATA = 255
+# GDAL's block cache defaults to 5 % of the machine's memory and fills up with the scene's blocks; a small bound
+# keeps memory flat as scenes grow (each block is read about once, so a larger cache buys nothing).
+GDAL_CACHE_MB = 32
 
 
 def tile_starts(length: int, tile: int, step: int, align: int = 1) -> list[int]:
@@ -285,7 +288,7 @@ def predict_scene(
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
     band_names = model.config.band_names or processor.band_names
-    with open_scene(input, band_names) as scene, (
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names) as scene, (
         open_scene(input_2, band_names) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
         tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2)
@@ -329,7 +332,8 @@ def embed_scene(
     if tile % patch or overlap % patch:
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of the patch size ({patch}).")
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
-    with open_scene(input, model.config.band_names or processor.band_names) as scene:
+    band_names = model.config.band_names or processor.band_names
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names) as scene:
         tiles = TiledScene(scene, processor, tile, overlap, align=patch)
         return run_tiles(
             model,
