@@ -45,21 +45,22 @@ def test_pretraining_checkpoint_reproduces_original(reference_dir, make_weights,
     torch.testing.assert_close(hidden, expected["encoder_last_hidden_state"], **TOLERANCE)
 
 
-def test_classifier_checkpoint_reproduces_original(reference_dir, make_weights, tmp_path):
-    output_dir, expected = convert_case(reference_dir, make_weights, "classifier_base_128_nc10", "classifier", tmp_path)
-    model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
-    assert isinstance(model, SpectralGPTForImageClassification)
-    with torch.no_grad():
-        logits = model(expected["pixel_values"]).logits
-    torch.testing.assert_close(logits, expected["logits"], **TOLERANCE)
-
-
-def test_segmentation_checkpoint_reproduces_original(reference_dir, make_weights, tmp_path):
-    output_dir, expected = convert_case(
-        reference_dir, make_weights, "segmentation_base_128_nc13", "segmentation", tmp_path
-    )
-    model = AutoModelForSemanticSegmentation.from_pretrained(output_dir).eval()
-    assert isinstance(model, SpectralGPTForSemanticSegmentation)
+@pytest.mark.parametrize(
+    "case, kind, auto_class, model_class",
+    [
+        ("classifier_base_128_nc10", "classifier", AutoModelForImageClassification, SpectralGPTForImageClassification),
+        (
+            "segmentation_base_128_nc13", "segmentation", AutoModelForSemanticSegmentation,
+            SpectralGPTForSemanticSegmentation,
+        ),
+    ],
+)  # fmt: skip
+def test_downstream_checkpoint_reproduces_original(
+    reference_dir, make_weights, tmp_path, case, kind, auto_class, model_class
+):
+    output_dir, expected = convert_case(reference_dir, make_weights, case, kind, tmp_path)
+    model = auto_class.from_pretrained(output_dir).eval()
+    assert isinstance(model, model_class)
     with torch.no_grad():
         logits = model(expected["pixel_values"]).logits
     torch.testing.assert_close(logits, expected["logits"], **TOLERANCE)
