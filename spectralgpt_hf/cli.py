@@ -4,6 +4,8 @@ import argparse
 import dataclasses
 import sys
 
+from .allocator import keep_freed_memory_for_reuse
+
 
 def convert(args: argparse.Namespace) -> None:
     from .convert_original_checkpoint import convert_original_checkpoint
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory_for_reuse()
     try:
         args.handler(args)
     except (FileNotFoundError, ValueError) as error:

@@ -100,8 +100,9 @@ class SpectralGPTPatchEmbeddings(nn.Module):
                 f" a multiple of {self.spectral_patch_size} and the height and width multiples of {self.patch_size}."
             )
         embeddings = self.projection(pixel_values.unsqueeze(1))  # (B, D, groups, rows, cols)
-        # Token index = group * rows * cols + row * cols + col, as in the original.
-        return embeddings.flatten(3).permute(0, 2, 3, 1).flatten(1, 2)
+        # Token index = group * rows * cols + row * cols + col, as in the original. Contiguous, because elementwise
+        # ops keep their input's layout: a permuted residual stream would make every LayerNorm copy it.
+        return embeddings.flatten(3).permute(0, 2, 3, 1).flatten(1, 2).contiguous()
 
 
 class SpectralGPTPositionEmbeddings(nn.Module):

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser, get_cosine_schedule_with_warmup
 
 from . import raster
+from .allocator import keep_freed_memory_for_reuse
 from .configuration_spectralgpt import VARIANTS, SpectralGPTConfig
 from .convert_original_checkpoint import convert_original_checkpoint
 from .data import RandomResizedCropAndFlip
@@ -837,6 +838,7 @@ def run(args: PretrainingArguments) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory_for_reuse()
     try:
         return run(parse_arguments(argv))
     except (FileNotFoundError, ValueError) as error:

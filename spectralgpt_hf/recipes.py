@@ -30,6 +30,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
 from . import data
+from .allocator import keep_freed_memory_for_reuse
 from .configuration_spectralgpt import SpectralGPTConfig
 from .modeling_spectralgpt import SpectralGPTPreTrainedModel
 from .optimization import layer_decay_optimizer
@@ -117,6 +118,7 @@ def parse_arguments(
     """The arguments of a recipe script, from the command line or from one `.json` file, with `SCRIPT_DEFAULTS` and
     the recipe's `defaults` (field name -> value) in place of the dataclasses' own. `dataset_defaults` (dataset name
     -> defaults) adds the settings of the dataset chosen with the data argument `dataset`."""
+    keep_freed_memory_for_reuse()  # the scripts start here
     args = sys.argv[1:] if args is None else list(args)
     from_file = json.loads(Path(args[0]).read_text()) if len(args) == 1 and args[0].endswith(".json") else None
     defaults = {**SCRIPT_DEFAULTS, **defaults}
