@@ -25,6 +25,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SPECTRALGPT_TEST_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+GPU_HEADING = "## GPU: "  # benchmarks/gpu.py writes one such section per device, after the CPU results
+
+
+def write_results(cpu: str | None = None, gpu: str | None = None) -> None:
+    """Replaces the CPU results or one device's GPU section of RESULTS.md, keeping the rest, in one atomic write."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    cpu_part, *gpu_parts = text.split("\n" + GPU_HEADING)
+    sections = {part.splitlines()[0]: GPU_HEADING + part.rstrip("\n") for part in gpu_parts}
+    if gpu is not None:
+        sections[gpu.splitlines()[0].removeprefix(GPU_HEADING)] = gpu.rstrip("\n")
+    text = "\n\n".join([(cpu if cpu is not None else cpu_part).rstrip("\n"), *sections.values()]) + "\n"
+    partial = RESULTS.with_suffix(".md.partial")
+    partial.write_text(text)
+    os.replace(partial, RESULTS)
 
 
 # FLOP counts (a multiply-add is 2 FLOPs) ---------------------------------------------------------------------
@@ -374,7 +388,7 @@ def main() -> None:
         print(json.dumps(CASES[args.case](repeats, **kwargs)))
         return
     text = report(args.quick)
-    RESULTS.write_text(text)
+    write_results(cpu=text)
     print(text)
 
 
