@@ -1,6 +1,6 @@
 """Benchmarks of spectralgpt_hf on this machine, written to benchmarks/RESULTS.md.
 
-    python benchmarks/run.py            # everything (about 25 minutes on 2 CPU cores)
+    python benchmarks/run.py            # everything (about 20 minutes on 2 CPU cores)
     python benchmarks/run.py --quick    # fewer repetitions
 
 Every measurement runs in a fresh subprocess, so that its peak resident memory is its own. Achieved GFLOP/s are

@@ -15,6 +15,7 @@ from transformers import (
 # The top-level AutoImageProcessor is a placeholder without Pillow; the class in its module works without it.
 from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
+from .allocator import keep_freed_memory_for_reuse
 from .configuration_spectralgpt import SENTINEL2_BANDS, SpectralGPTConfig
 from .convert_original_checkpoint import CheckpointConversionError, convert_original_checkpoint
 from .image_processing_spectralgpt import SpectralGPTImageProcessor
@@ -57,5 +58,6 @@ __all__ = [
     "SpectralGPTModel",
     "SpectralGPTPreTrainedModel",
     "convert_original_checkpoint",
+    "keep_freed_memory_for_reuse",
     "upernet_from_pretrained",
 ]

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -25,8 +26,11 @@ for _ in range(6):
 """
 
 
-def probe(mode: str) -> tuple[str, list[float]]:
-    result = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+def probe(mode: str, **environment: str) -> tuple[str, list[float]]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
+        env={**os.environ, **environment},
+    )  # fmt: skip
     applied, *rows = result.stdout.split()
     return applied, [float(row) for row in rows]
 
@@ -42,6 +46,13 @@ def test_freed_large_blocks_are_kept_and_reused_only_when_tuned():
     assert min(kept) > 200, kept  # kept after the free
     # reused, not growing: at most a second block (an aligned request does not fit the exact freed one)
     assert max(kept) < 600 and kept[-3:] == [kept[-1]] * 3, kept
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_environment_variables_in_the_readme_tune_the_allocator_the_same_way():
+    applied, kept = probe("default", MALLOC_MMAP_THRESHOLD_="1073741824", MALLOC_TRIM_THRESHOLD_="2147483647")
+    assert applied == "default"
+    assert min(kept) > 200 and max(kept) < 600, kept
 
 
 def test_opting_out_leaves_the_allocator_alone(monkeypatch):
