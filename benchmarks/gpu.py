@@ -1,11 +1,13 @@
 """GPU benchmarks: encoder inference and one MAE pretraining step in bf16, with sdpa (and flash attention when
-installed), written to benchmarks/RESULTS.md in a section named after the device (a rerun on the same device replaces it). Run on a machine with a CUDA GPU:
+installed), written to benchmarks/RESULTS.md in a section named after the device (a rerun on the same device
+replaces it). Run on a machine with a CUDA GPU:
 
     python benchmarks/gpu.py
 
-It takes about two minutes on one H100. The peak used for shares is a bf16 matmul measured in the same run.
-`--smoke` runs the same code with a tiny model on any device (`--device cpu`) and prints the table without writing
-it: the test suite uses it to check this script on machines without a GPU.
+It should take a few minutes (an estimate from the FLOP counts: no GPU has run it yet). The peak used for shares
+is a bf16 matmul measured in the same run. `--smoke` runs the same code with a tiny model on any device
+(`--device cpu`) and prints the table without writing it: the test suite uses it to check this script on machines
+without a GPU.
 """
 
 import argparse

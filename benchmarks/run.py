@@ -260,21 +260,27 @@ def cpu_capability() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def cpu_info(field: str) -> str:
+    """A field of /proc/cpuinfo for the first core ("" where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line.split(":", 1)[1].strip() for line in info if line.split(":")[0].strip() == field), "")
+    except OSError:
+        return ""
+
+
 def cpu_has_bf16() -> bool:
-    return cpu_capability().startswith("AVX512") or "amx" in cpu_capability().lower()
+    """Whether the CPU has bf16 arithmetic (AVX512-BF16 or AMX); elsewhere PyTorch emulates it, far below fp32."""
+    flags = cpu_info("flags").split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def machine_description() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu} ({cpu_capability()}), {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}")  # fmt: skip
+    cpu = cpu_info("model name") or platform.processor() or platform.machine()
+    return (f"{cpu} ({cpu_capability()}), {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")  # fmt: skip
 
 
 def report(quick: bool) -> str:
