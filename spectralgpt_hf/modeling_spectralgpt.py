@@ -13,6 +13,7 @@ from transformers import UperNetConfig, UperNetForSemanticSegmentation
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import BackboneMixin, filter_output_hidden_states
+from transformers.loss.loss_utils import fixed_cross_entropy
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BackboneOutput,
@@ -594,12 +595,19 @@ class SpectralGPTForImageClassification(SpectralGPTPreTrainedModel):
         r"""
         Args:
             pixel_values: `(batch_size, num_bands, height, width)`.
-            labels: `(batch_size,)` class indices, or `(batch_size, num_labels)` multi-hot floats for multi-label.
+            labels: `(batch_size,)` class indices, or `(batch_size, num_labels)` floats: multi-hot for multi-label,
+                class probabilities for single-label (as `spectralgpt_hf.data.MixupCutmix` makes them; the loss is
+                then the soft-target cross-entropy).
             interpolate_pos_encoding: resize separable position tables to the input (see [`SpectralGPTModel`]).
         """
         outputs = self.spectralgpt(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, **kwargs)
         logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        loss = None
+        soft_targets = labels is not None and labels.is_floating_point() and labels.ndim == 2
+        if soft_targets and self.config.problem_type == "single_label_classification":
+            loss = fixed_cross_entropy(logits, labels.to(logits.dtype), **kwargs)
+        elif labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
         return ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

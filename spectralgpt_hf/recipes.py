@@ -2,16 +2,19 @@
 """What the fine-tuning scripts of `examples/` share: their arguments, the recipes' training options that
 `TrainingArguments` lacks, and one train / evaluate / save sequence with `Trainer`.
 
-`RecipeTrainingArguments` adds three options of the original recipes to `TrainingArguments`:
+`RecipeTrainingArguments` adds these options of the original recipes to `TrainingArguments`:
 
 * `base_learning_rate`: when `learning_rate` is None (the classification recipes' default), it becomes
   `base_learning_rate * total batch / 256` (the original's `--blr`; the total batch counts devices and gradient
   accumulation);
 * `layer_decay`: layer-wise learning-rate decay (`spectralgpt_hf.optimization`);
 * `epoch_lr_decay`: the learning rate is multiplied by this factor after every epoch (the OSCD recipe's
-  `ExponentialLR`), with `lr_scheduler_type="constant"`.
+  `ExponentialLR`), with `lr_scheduler_type="constant"`;
+* `mixup_alpha`, `cutmix_alpha`, `mixup_switch_probability`: batch mixing of single-label training batches
+  (`spectralgpt_hf.data.MixupCutmix`, the EuroSAT recipe's), with `label_smoothing_factor` folded into the mixed
+  targets.
 
-`RecipeTrainer` is a `Trainer` that applies the last two.
+`RecipeTrainer` is a `Trainer` that applies all but the first.
 """
 
 from __future__ import annotations
@@ -82,8 +85,22 @@ class RecipeTrainingArguments(TrainingArguments):
                   "'constant'); 1: off."},
     )  # fmt: skip
 
+    mixup_alpha: float = field(
+        default=0.0,
+        metadata={"help": "Mix single-label training batches with mixup, lam ~ Beta(alpha, alpha); 0: off."},
+    )
+    cutmix_alpha: float = field(
+        default=0.0,
+        metadata={"help": "Mix single-label training batches with cutmix, lam ~ Beta(alpha, alpha); 0: off."},
+    )
+    mixup_switch_probability: float = field(
+        default=0.5, metadata={"help": "With both alphas > 0: the chance that a batch gets cutmix rather than mixup."}
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
+            raise ValueError(f"mixup_alpha and cutmix_alpha must be >= 0, got {self.mixup_alpha}, {self.cutmix_alpha}.")
         if not 0 < self.epoch_lr_decay <= 1:
             raise ValueError(f"epoch_lr_decay must be in (0, 1], got {self.epoch_lr_decay}.")
         if self.epoch_lr_decay != 1 and self.lr_scheduler_type != SchedulerType.CONSTANT:
@@ -187,8 +204,33 @@ def oscd_class_weights(dataset: Dataset, fp_modifier: float = 10.0) -> list[floa
 
 
 class RecipeTrainer(Trainer):
-    """`Trainer` with the layer-wise learning-rate decay and the per-epoch exponential decay of
-    `RecipeTrainingArguments` (`layer_decay`, `epoch_lr_decay`)."""
+    """`Trainer` with the layer-wise learning-rate decay, the per-epoch exponential decay and the batch mixing of
+    `RecipeTrainingArguments` (`layer_decay`, `epoch_lr_decay`, `mixup_alpha` / `cutmix_alpha`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_mixing = None
+        if self.args.mixup_alpha > 0 or self.args.cutmix_alpha > 0:
+            config = self.model.config
+            if config.problem_type != "single_label_classification":
+                raise ValueError(
+                    "mixup_alpha and cutmix_alpha mix the class ids of single-label classification, but the model's "
+                    f"problem_type is {config.problem_type!r}. Set both to 0 for this model."
+                )
+            self.batch_mixing = data.MixupCutmix(
+                config.num_labels, self.args.mixup_alpha, self.args.cutmix_alpha, self.args.mixup_switch_probability,
+                label_smoothing=self.args.label_smoothing_factor,
+            )  # fmt: skip
+            # The smoothing is in the mixed targets; evaluation then uses the plain cross-entropy, as the original.
+            self.label_smoother = None
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        # Mixed here rather than in the collator, which also serves evaluation, and after Trainer has counted the
+        # batch's labels (num_items_in_batch), one per image.
+        if self.batch_mixing is not None:
+            pixel_values, labels = self.batch_mixing(inputs["pixel_values"], inputs["labels"])
+            inputs = {**inputs, "pixel_values": pixel_values, "labels": labels}
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.optimizer_cls_and_kwargs is None and self.args.layer_decay is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from transformers import AutoModelForImageClassification, AutoModelForSemanticSegmentation
 
@@ -101,6 +102,7 @@ def test_eurosat(pretrained, data_dir, tmp_path):
     assert (image_processor.size["height"], image_processor.crop_size["height"]) == (36, 32)
     training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
     assert (training_args.label_smoothing_factor, training_args.layer_decay) == (0.1, 0.75)
+    assert (training_args.mixup_alpha, training_args.cutmix_alpha) == (0.8, 1.0)
 
 
 def test_bigearthnet(pretrained, data_dir, tmp_path):
@@ -111,7 +113,7 @@ def test_bigearthnet(pretrained, data_dir, tmp_path):
     assert (model.config.num_labels, model.config.problem_type) == (19, "multi_label_classification")
     assert image_processor.normalization == "sentinel_normalize"
     training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
-    assert training_args.label_smoothing_factor == 0.0
+    assert (training_args.label_smoothing_factor, training_args.mixup_alpha, training_args.cutmix_alpha) == (0, 0, 0)
 
 
 def test_segmunich_from_a_json_file(pretrained, data_dir, tmp_path):
@@ -206,3 +208,39 @@ def test_recipe_trainer_decays(tmp_path):
     assert rates == pytest.approx([0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.00625])
     with pytest.raises(ValueError, match="lr_scheduler_type must be 'constant'"):
         RecipeTrainingArguments(output_dir=str(tmp_path), epoch_lr_decay=0.95, lr_scheduler_type="cosine")
+
+
+def test_recipe_trainer_mixes_training_batches_only(tmp_path):
+    """With mixup / cutmix the model trains on class probabilities (smoothing folded in), Trainer counts one item per
+    image, and evaluation sees the class ids with the plain cross-entropy."""
+    torch.manual_seed(0)
+    config = SpectralGPTConfig(
+        image_size=8, patch_size=4, num_bands=3, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=8, num_labels=3, problem_type="single_label_classification",
+    )  # fmt: skip
+    data = Dataset.from_dict({"pixel_values": np.random.rand(4, 3, 8, 8).astype(np.float32), "labels": [0, 1, 2, 1]})
+    args = RecipeTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2, learning_rate=0.01,
+        label_smoothing_factor=0.1, mixup_alpha=0.8, cutmix_alpha=1.0, use_cpu=True, report_to=[], save_strategy="no",
+    )  # fmt: skip
+    model = SpectralGPTForImageClassification(config)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs), with_kwargs=True)
+    trainer = RecipeTrainer(model=model, args=args, train_dataset=data.with_format("torch"))
+    assert trainer.label_smoother is None
+    trainer.train()
+    trained = seen[:]
+    assert len(trained) == 2
+    for call in trained:
+        assert call["labels"].shape == (4, 3) and call["labels"].min() >= 0.1 / 3 - 1e-6
+        torch.testing.assert_close(call["labels"].sum(-1), torch.ones(4))
+        assert int(call["num_items_in_batch"]) == 4
+    metrics = trainer.evaluate(data.with_format("torch"))
+    assert torch.equal(seen[-1]["labels"], torch.tensor([0, 1, 2, 1]))
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.stack(data["pixel_values"]))).logits
+    assert metrics["eval_loss"] == pytest.approx(float(F.cross_entropy(logits, torch.tensor([0, 1, 2, 1]))), rel=1e-5)
+
+    config.problem_type = "multi_label_classification"
+    with pytest.raises(ValueError, match="single-label classification"):
+        RecipeTrainer(model=SpectralGPTForImageClassification(config), args=args, train_dataset=data)

@@ -118,6 +118,19 @@ def test_single_label_loss_is_cross_entropy_and_uses_trainer_item_counts():
     torch.testing.assert_close(loss, nn.functional.cross_entropy(outputs.logits, labels, reduction="sum") / 4)
 
 
+def test_single_label_loss_takes_class_probabilities_as_soft_targets():
+    config = tiny_config(num_labels=3, problem_type="single_label_classification")
+    model = build(SpectralGPTForImageClassification, config)
+    probabilities = torch.tensor([[0.7, 0.1, 0.2], [0.0, 0.4, 0.6]])
+    outputs = model(pixels(), labels=probabilities)
+    expected = -(probabilities * outputs.logits.log_softmax(-1)).sum(-1)
+    torch.testing.assert_close(outputs.loss, expected.mean())
+    torch.testing.assert_close(model(pixels(), labels=probabilities, num_items_in_batch=4).loss, expected.sum() / 4)
+    # one-hot probabilities give the loss of the class ids
+    one_hot = model(pixels(), labels=nn.functional.one_hot(torch.tensor([0, 2]), 3).float()).loss
+    torch.testing.assert_close(one_hot, model(pixels(), labels=torch.tensor([0, 2])).loss)
+
+
 def test_multi_label_loss_is_bce_and_takes_no_item_count():
     model = build(SpectralGPTForImageClassification, tiny_config(num_labels=3))
     labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
