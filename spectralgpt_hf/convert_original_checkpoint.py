@@ -21,6 +21,7 @@ import torch
 
 from .configuration_spectralgpt import SENTINEL2_BANDS, VARIANTS, SpectralGPTConfig
 from .files import atomic_folder
+from .image_processing_spectralgpt import SpectralGPTImageProcessor
 from .modeling_spectralgpt import (
     SpectralGPTForChangeDetection,
     SpectralGPTForImageClassification,
@@ -318,7 +319,8 @@ def convert_original_checkpoint(
     Args:
         path: the published file (`SpectralGPT.pth`, `SpectralGPT+.pth`, `model_3con_loss_51_0.pth`,
             `spectralGPT+_54_28.pth`) or a checkpoint of the original classification fine-tuning.
-        output_dir: when given, the model is written there with `save_pretrained` (safetensors + config.json).
+        output_dir: when given, the model is written there with `save_pretrained` (safetensors + config.json;
+            a segmentation model also gets SegMunich's image processor, preprocessor_config.json).
         config_overrides: configuration fields the tensors cannot tell, e.g. `num_attention_heads` for a width
             none of the paper's models has, `num_bands` for a classifier not trained on 12 bands, or GroupNorm
             group counts.
@@ -348,4 +350,8 @@ def convert_original_checkpoint(
     if output_dir is not None:
         with atomic_folder(output_dir) as staging:
             model.save_pretrained(staging)
+            if kind == "segmentation":
+                # SegMunich's 12 channels are 10 bands and their mean twice, not the 12 Sentinel-2 bands the other
+                # models take: its image processor builds them, for whole-scene inference among others.
+                SpectralGPTImageProcessor.for_segmunich().save_pretrained(staging)
     return model

@@ -56,7 +56,7 @@ from datasets import ClassLabel, Dataset, Features, List, Value
 from rasterio.windows import Window
 
 from . import raster
-from .image_processing_spectralgpt import SpectralGPTImageProcessor
+from .image_processing_spectralgpt import SEGMUNICH_BANDS, SpectralGPTImageProcessor
 
 EUROSAT_CLASSES = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
@@ -140,9 +140,6 @@ BIGEARTHNET_43_TO_19 = {
     "Sea and ocean": "Marine waters",
 }
 
-# Layer order of the 10-band TUM_128 tifs according to a third-party loader (unverified; the original code does
-# not say). The layers are used in file order whatever their names; the names only let raster.py read them.
-SEGMUNICH_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12")
 # Class names of a third-party predictor (cpratikaki/Segment_spectralGPT), unverified.
 SEGMUNICH_CLASSES = (
     "background", "arable land", "permanent crops", "pastures", "forests", "surface water", "shrub",
@@ -214,10 +211,7 @@ def _decode_classification(example: dict, file_band_order, processor, augmentati
 
 def _decode_segmunich(example: dict, processor, augmentation) -> dict:
     bands = raster.read_bands(example["image_path"], SEGMUNICH_BANDS, file_band_order=SEGMUNICH_BANDS).data
-    # The original's two synthetic channels: the per-pixel mean of the 10 bands, twice (spectral group 4 is then
-    # band 10, mean, mean).
-    band_mean = bands.mean(axis=0, keepdims=True)
-    pixel_values = _normalize(processor, np.concatenate([bands, band_mean, band_mean]))
+    pixel_values = _normalize(processor, bands)  # the processor appends the band-mean channels
     codes = _read_label(example["label_path"])[0]
     if codes.shape != bands.shape[1:]:
         raise ValueError(
@@ -424,15 +418,16 @@ def load_segmunich(
     (128, 128) with the class ids of `SEGMUNICH_ID2LABEL`.
 
     The 12 channels are the 10 bands of the tif in file order, then their per-pixel mean twice, as in the
-    original; the label codes are remapped with `SEGMUNICH_LABEL_REMAP` (21->1, 22->2, 23->3, 31->4, 32->6, 33->7,
-    41->8, 13->9, 14->10; other codes such as 0, 5, 11 and 12 are kept).
+    original (the image processor's `band_mean_channels=2` appends them); the label codes are remapped with
+    `SEGMUNICH_LABEL_REMAP` (21->1, 22->2, 23->3, 31->4, 32->6, 33->7, 41->8, 13->9, 14->10; other codes such as 0,
+    5, 11 and 12 are kept).
 
     Args:
         root: the TUM_128 folder, holding `<split>/img/`, `<split>/label/` and `dataset/<split>.txt`.
         split: "train" or "test" (the folder name); the names come from `dataset/<split>.txt`, or from the
             tifs of `<split>/img/` when that list is absent.
-        image_processor: normalisation. Default: `SpectralGPTImageProcessor.for_segmunich()` (per-image per-band
-            min-max, eps 1e-9).
+        image_processor: band-mean channels and normalisation. Default: `SpectralGPTImageProcessor.for_segmunich()`
+            (two band-mean channels, per-image per-band min-max, eps 1e-9).
         augmentation: called as `augmentation(pixel_values, labels)` and returning both, e.g.
             `RandomFlipsAndRotations()` for the original training transform.
     """

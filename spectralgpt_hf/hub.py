@@ -109,7 +109,7 @@ def load_model_folder(
             for name, value in results.items()
             if isinstance(value, (int, float)) and not name.endswith(("_runtime", "_per_second"))
         }
-    return model, image_processor, trained_model_card(model, repo_id, base_model, metrics)
+    return model, image_processor, trained_model_card(model, repo_id, base_model, metrics, image_processor)
 
 
 def push_to_hub(
@@ -149,7 +149,7 @@ def push_to_hub(
         image_processor, model_card = image_processor or folder_processor, model_card or folder_card
     else:
         model = model_or_dir
-        model_card = model_card or trained_model_card(model, repo_id, base_model)
+        model_card = model_card or trained_model_card(model, repo_id, base_model, image_processor=image_processor)
     if image_processor is None:
         raise ValueError(
             "No image processor to upload with the model, so users could not preprocess as in training: pass "

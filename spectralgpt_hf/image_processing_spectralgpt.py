@@ -13,6 +13,11 @@ from transformers.processing_utils import ImagesKwargs, Unpack
 
 from .configuration_spectralgpt import SENTINEL2_BANDS
 
+# Layer order of the 10-band SegMunich (TUM_128) tifs according to a third-party loader (unverified; the original
+# code does not say). The data loader reads the layers in file order whatever their names; the names let
+# whole-scene inference read these bands from a Sentinel-2 scene.
+SEGMUNICH_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12")
+
 NORMALIZATIONS = ("min_max", "mean_std", "sentinel_normalize")
 
 # BigEarthNet statistics of the original `BigEarthNetFinetuneDataset` (spec section 10.2), for the bands
@@ -69,6 +74,9 @@ class SpectralGPTImageProcessorKwargs(ImagesKwargs, total=False):
         Names of the input bands, in input order; the band count of every image is checked against it.
     num_bands (`int`, *optional*):
         Number of input bands, checked when `band_names` is not given.
+    band_mean_channels (`int`, *optional*):
+        Channels appended to the input bands before every other step: this many copies of the per-pixel mean of
+        the bands. The SegMunich model takes its 10 bands and their mean twice (2); default 0.
     antialias (`bool`, *optional*):
         Passed to `torch.nn.functional.interpolate`. False reproduces the original (torchvision 0.15) tensor resize.
     """
@@ -77,6 +85,7 @@ class SpectralGPTImageProcessorKwargs(ImagesKwargs, total=False):
     min_max_epsilon: float | None
     band_names: list[str] | None
     num_bands: int | None
+    band_mean_channels: int | None
     antialias: bool | None
 
 
@@ -85,6 +94,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
     Prepares multi-band images (Sentinel-2 bands, channels first by default) for SpectralGPT models.
 
     Steps, in the order of the original training code (normalisation before resizing):
+    0. `band_mean_channels`: append copies of the per-pixel band mean (SegMunich's synthetic channels).
     1. `do_rescale`: multiply by `rescale_factor` (e.g. 1e-4 for L2A reflectance x 10000).
     2. `normalization`: "min_max", "mean_std", "sentinel_normalize" or None (see
        `SpectralGPTImageProcessorKwargs`).
@@ -113,6 +123,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
     image_std = None
     band_names = list(SENTINEL2_BANDS)
     num_bands = None
+    band_mean_channels = 0
     do_rescale = False
     rescale_factor = None
     do_resize = False
@@ -160,9 +171,12 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
 
     @classmethod
     def for_segmunich(cls, **overrides) -> SpectralGPTImageProcessor:
-        """SegMunich: per-image per-band min-max with eps 1e-9 on its 12 channels (10 bands, then their per-pixel
-        mean twice; building those channels is up to the caller)."""
-        settings = {"normalization": "min_max", "min_max_epsilon": 1e-9, "band_names": None, "num_bands": 12}
+        """SegMunich: its 10 bands (`SEGMUNICH_BANDS`) and their per-pixel mean twice, then per-image per-band
+        min-max with eps 1e-9 on these 12 channels."""
+        settings = {
+            "normalization": "min_max", "min_max_epsilon": 1e-9, "band_names": list(SEGMUNICH_BANDS),
+            "band_mean_channels": 2,
+        }  # fmt: skip
         return cls(**{**settings, **overrides})
 
     @classmethod
@@ -179,6 +193,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
         min_max_epsilon=None,
         band_names=None,
         num_bands=None,
+        band_mean_channels=None,
         do_rescale=None,
         rescale_factor=None,
         do_resize=None,
@@ -214,11 +229,15 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
                 )
         if num_bands is not None and num_bands < 1:
             raise ValueError(f"num_bands must be a positive number of bands, got {num_bands}.")
+        if not isinstance(band_mean_channels, int) or band_mean_channels < 0:
+            raise ValueError(f"band_mean_channels must be a whole number >= 0, got {band_mean_channels!r}.")
         expected = _expected_band_count(band_names, num_bands)
-        if normalization in ("mean_std", "sentinel_normalize") and expected not in (None, len(image_mean)):
+        channels = None if expected is None else expected + band_mean_channels
+        if normalization in ("mean_std", "sentinel_normalize") and channels not in (None, len(image_mean)):
+            means = f" and {band_mean_channels} band-mean channels" if band_mean_channels else ""
             raise ValueError(
-                f"image_mean and image_std have {len(image_mean)} values but the processor expects {expected} bands "
-                f"({band_names or 'num_bands'}); give one value per band."
+                f"image_mean and image_std have {len(image_mean)} values but the processor makes {channels} channels "
+                f"({band_names or 'num_bands'}{means}); give one value per channel."
             )
         if do_rescale and rescale_factor is None:
             raise ValueError("do_rescale=True needs rescale_factor, e.g. 1e-4 for Sentinel-2 L2A reflectance.")
@@ -279,6 +298,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
         min_max_epsilon=None,
         band_names=None,
         num_bands=None,
+        band_mean_channels=None,
         do_rescale=None,
         rescale_factor=None,
         do_resize=None,
@@ -290,7 +310,9 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
-        expected = _expected_band_count(band_names, num_bands) or (len(image_mean) if image_mean else None)
+        expected = _expected_band_count(band_names, num_bands)
+        if expected is None and image_mean:
+            expected = len(image_mean) - band_mean_channels
         for image in images:
             if expected is not None and image.shape[0] != expected:
                 order = f" in order {', '.join(band_names)}" if band_names else ""
@@ -306,6 +328,9 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
             batches = [image[None] for image in images]
         processed = []
         for batch in batches:
+            if band_mean_channels:
+                band_mean = batch.mean(dim=1, keepdim=True)
+                batch = torch.cat([batch, band_mean.expand(-1, band_mean_channels, -1, -1)], dim=1)
             if do_rescale:
                 batch = batch * rescale_factor
             if normalization is not None:

@@ -177,6 +177,25 @@ def patch_embeddings(model, batch: TileBatch, interpolate: bool) -> torch.Tensor
     return hidden.float().reshape(hidden.shape[0], groups, rows, cols, -1).mean(1).permute(0, 3, 1, 2)
 
 
+def scene_band_names(config, processor: SpectralGPTImageProcessor) -> list[str]:
+    """The bands to read from a scene: the model's, unless the processor builds channels from the bands it names
+    (SegMunich's band-mean channels). Refuses a processor whose channels do not add up to the model's input."""
+    band_names = processor.band_names if processor.band_mean_channels else config.band_names or processor.band_names
+    if band_names is None:
+        raise ValueError(
+            "Scenes are read by band name, but neither the model's config nor its image processor names the bands; "
+            "set band_names on one of them."
+        )
+    channels = len(band_names) + processor.band_mean_channels
+    if channels != config.num_bands:
+        means = f" and {processor.band_mean_channels} band-mean channels" if processor.band_mean_channels else ""
+        raise ValueError(
+            f"The image processor makes {channels} channels ({', '.join(band_names)}{means}) but the model takes "
+            f"{config.num_bands}; use the image processor the model was trained with."
+        )
+    return list(band_names)
+
+
 def load_processor(model_name_or_path: str | os.PathLike) -> SpectralGPTImageProcessor:
     """The processor saved with the model, else per-tile min-max (the normalisation of pretraining and of the
     original segmentation and change-detection models)."""
@@ -287,7 +306,7 @@ def predict_scene(
     tile = tile or model.config.image_size
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
-    band_names = model.config.band_names or processor.band_names
+    band_names = scene_band_names(model.config, processor)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names) as scene, (
         open_scene(input_2, band_names) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
@@ -332,7 +351,7 @@ def embed_scene(
     if tile % patch or overlap % patch:
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of the patch size ({patch}).")
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
-    band_names = model.config.band_names or processor.band_names
+    band_names = scene_band_names(model.config, processor)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names) as scene:
         tiles = TiledScene(scene, processor, tile, overlap, align=patch)
         return run_tiles(

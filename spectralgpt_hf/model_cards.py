@@ -161,19 +161,22 @@ transformers 5.24 asks the Hub whether the repository exists first, so it needs 
 `spectralgpt_hf.upernet_from_pretrained` builds a UperNet on this encoder."""
 
 
-# Whole-scene commands by class (none for SegMunich-style segmentation, whose channels are not Sentinel-2 bands).
+# Whole-scene commands by class.
 SCENE_COMMANDS = {
     "SpectralGPTForPreTraining": "spectralgpt-hf embed --model {repo_id} --input SCENE_DIR --output embeddings.tif",
     "SpectralGPTModel": "spectralgpt-hf embed --model {repo_id} --input SCENE_DIR --output embeddings.tif",
     "SpectralGPTForImageClassification": "spectralgpt-hf predict --model {repo_id} --input SCENE_DIR "
     "--output scores.tif",
+    "SpectralGPTForSemanticSegmentation": "spectralgpt-hf predict --model {repo_id} --input SCENE_DIR "
+    "--output classes.tif",
     "SpectralGPTForChangeDetection": "spectralgpt-hf predict --model {repo_id} --input DATE_1.tif --input2 DATE_2.tif "
     "--output change.tif",
 }
 
 
-def how_to_use(repo_id: str, model_class: str, config: SpectralGPTConfig) -> str:
-    parts = [usage_example(repo_id, model_class, config), remote_code_note(repo_id, model_class)]
+def how_to_use(repo_id: str, model_class: str, config: SpectralGPTConfig, input_bands: int) -> str:
+    """`input_bands`: the bands the image processor takes (fewer than the model's channels when it appends some)."""
+    parts = [usage_example(repo_id, model_class, config, input_bands), remote_code_note(repo_id, model_class)]
     if model_class in SCENE_COMMANDS:
         command = SCENE_COMMANDS[model_class].format(repo_id=repo_id)
         scenes = "Whole Sentinel-2 scenes (tiled, GeoTIFF in and out, with `spectralgpt_hf`):"
@@ -181,8 +184,8 @@ def how_to_use(repo_id: str, model_class: str, config: SpectralGPTConfig) -> str
     return "## How to use\n\n" + "\n\n".join(parts)
 
 
-def usage_example(repo_id: str, model_class: str, config: SpectralGPTConfig) -> str:
-    num_bands, size = config.num_bands, config.image_size
+def usage_example(repo_id: str, model_class: str, config: SpectralGPTConfig, input_bands: int) -> str:
+    num_bands, size = input_bands, config.image_size
     if model_class == "SpectralGPTForChangeDetection":
         return f"""```python
 import spectralgpt_hf
@@ -266,6 +269,10 @@ class PublishedModel:
     limits: tuple[str, ...]
     results: tuple[str, ...]
 
+    def input_bands(self) -> int:
+        """The bands its image processor takes: the model's channels less those the processor appends."""
+        return self.config.num_bands - self.image_processor().band_mean_channels
+
     def card(self, repo_id: str, base_model: str | None = None) -> ModelCard:
         """The card for `repo_id`. `base_model` defaults to the base model's name in the same namespace."""
         if base_model is None and self.base is not None:
@@ -286,7 +293,7 @@ class PublishedModel:
             f"Converted from `{self.checkpoint}` ([Zenodo]({self.record})) by `spectralgpt_hf`, a port of "
             f"SpectralGPT, {PAPER}, to Hugging Face Transformers. Class: `{self.model_class}`.",
             "## Inputs\n\n" + self.describe_inputs(),
-            how_to_use(repo_id, self.model_class, self.config)
+            how_to_use(repo_id, self.model_class, self.config, self.input_bands())
             + f"\n\nTo convert the original file yourself: `spectralgpt-hf convert {self.checkpoint} converted/"
             f"{self.name}`.",
             fine_tuning_section(repo_id, self.model_class),
@@ -317,8 +324,9 @@ def segmunich_inputs() -> str:
     return (
         "`pixel_values` of shape (batch, 12, 128, 128): the 10 bands of a SegMunich (TUM_128) tile in file order, "
         "then their per-pixel mean twice, each channel normalised per image by its minimum and maximum "
-        "((x - min) / (max - min + 1e-9)). `spectralgpt_hf.data.load_segmunich` builds these channels; the image "
-        "processor of this repository (`preprocessor_config.json`) does the normalisation.\n\n"
+        "((x - min) / (max - min + 1e-9)). The image processor of this repository (`preprocessor_config.json`) "
+        "takes the 10 bands (10, H, W) and does both; whole-scene `spectralgpt-hf predict` reads the 10 bands from a "
+        "Sentinel-2 scene by name and uses it.\n\n"
         f"Classes (after the authors' remapping of the label codes): {classes}."
     )
 
@@ -415,8 +423,8 @@ PUBLISHED_MODELS = {
                 "by the authors' code; a third-party loader reads them as B01-B07, B8A, B11, B12 (unverified).",
                 "Class names come from a third-party predictor (unverified); the authors' own SegMunich prediction "
                 "script does not run (it imports a name that does not exist).",
-                "Whole-scene `spectralgpt-hf predict` reads Sentinel-2 bands by name, so it does not build these "
-                "channels: tile scenes yourself.",
+                "Whole-scene `spectralgpt-hf predict` reads the 10 bands from a scene by those names, so its results "
+                "are only as right as that band order.",
             ),
             results=("segmunich",),
         ),
@@ -468,6 +476,7 @@ def trained_model_card(
     repo_id: str,
     base_model: str | None = None,
     metrics: dict[str, float] | None = None,
+    image_processor: SpectralGPTImageProcessor | None = None,
 ) -> ModelCard:
     """
     A card for a model trained with this package (e.g. by `examples/run_*.py`).
@@ -477,6 +486,7 @@ def trained_model_card(
         repo_id: the repository the card is for.
         base_model: the Hub repository it was fine-tuned from, when known.
         metrics: evaluation results to list, e.g. the `eval_results.json` that `Trainer` writes.
+        image_processor: the model's image processor, when it builds channels of its own (SegMunich's band means).
     """
     model_class = type(model).__name__
     if model_class not in CLASS_TASKS:
@@ -492,11 +502,16 @@ def trained_model_card(
         license_link=PRETRAINED_RECORD,
     )
     size = config.image_size
-    bands = (
-        f"bands in this order: {band_list(config.band_names)}"
-        if config.band_names
-        else "channels as in the training data"
-    )
+    band_means = image_processor.band_mean_channels if image_processor is not None else 0
+    if band_means:
+        bands = (
+            f"the bands {band_list(image_processor.band_names)}, then their per-pixel mean {band_means} times (the "
+            "image processor appends these)"
+        )
+    elif config.band_names:
+        bands = f"bands in this order: {band_list(config.band_names)}"
+    else:
+        bands = "channels as in the training data"
     sections = [
         f"# {repo_id.split('/')[-1]}",
         f"A `{model_class}` trained with `spectralgpt_hf`, a port of SpectralGPT, {PAPER}, to Hugging "
@@ -504,7 +519,7 @@ def trained_model_card(
         f"## Inputs\n\n`pixel_values` of shape (batch, {config.num_bands}, {size}, {size}), {bands}. The image "
         "processor of this repository (`preprocessor_config.json`) holds the preprocessing the model was trained "
         "with.",
-        how_to_use(repo_id, model_class, config),
+        how_to_use(repo_id, model_class, config, config.num_bands - band_means),
     ]
     if config.id2label and any(name != f"LABEL_{index}" for index, name in config.id2label.items()):
         labels = "\n".join(f"| {index} | {name} |" for index, name in sorted(config.id2label.items()))

@@ -127,7 +127,7 @@ def test_segmunich_from_a_json_file(pretrained, data_dir, tmp_path):
         output_dir, AutoModelForSemanticSegmentation, ["mean_iou", "overall_accuracy"]
     )
     assert (model.config.num_labels, model.config.id2label[4], model.config.drop_path_rate) == (13, "forests", 0.5)
-    assert (image_processor.normalization, image_processor.num_bands) == ("min_max", 12)
+    assert (image_processor.normalization, image_processor.band_mean_channels) == ("min_max", 2)
     training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
     assert (training_args.lr_scheduler_type.value, training_args.lr_scheduler_kwargs["power"]) == ("polynomial", 0.9)
 

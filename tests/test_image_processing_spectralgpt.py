@@ -14,6 +14,7 @@ from spectralgpt_hf.image_processing_spectralgpt import (
     BIGEARTHNET_STD,
     EUROSAT_MEAN,
     EUROSAT_STD,
+    SEGMUNICH_BANDS,
     SpectralGPTImageProcessor,
 )
 from spectralgpt_hf.raster import read_bands
@@ -197,7 +198,9 @@ def test_save_and_load_round_trip(processor, images, tmp_path):
 
     assert saved["image_processor_type"] == "SpectralGPTImageProcessor"
     assert loaded.to_dict() == processor.to_dict()
-    np.testing.assert_array_equal(pixel_values(loaded, images), pixel_values(processor, images))
+    bands = images[:, : 12 - processor.band_mean_channels]  # SegMunich's processor appends 2 channels to 10 bands
+    np.testing.assert_array_equal(pixel_values(loaded, bands), pixel_values(processor, bands))
+    assert pixel_values(loaded, bands).shape[1] == 12
 
 
 def test_registration_with_auto_image_processor(tmp_path):
@@ -242,7 +245,11 @@ def test_bad_input_errors(bad_input, kwargs, error, message):
         ({"normalisation": "min_max"}, TypeError, r"unknown options \['normalisation'\]"),
         ({"normalization": "mean_std"}, ValueError, "needs image_mean and image_std"),
         ({"normalization": "mean_std", "image_mean": [1.0] * 3, "image_std": [1.0] * 3}, ValueError,
-         "3 values but the processor expects 12 bands"),
+         "3 values but the processor makes 12 channels"),
+        ({"normalization": "mean_std", "image_mean": [1.0] * 10, "image_std": [1.0] * 10,
+          "band_names": list(SEGMUNICH_BANDS), "band_mean_channels": 2}, ValueError,
+         "10 values but the processor makes 12 channels .* and 2 band-mean channels"),
+        ({"band_mean_channels": -1}, ValueError, "band_mean_channels must be a whole number >= 0"),
         ({"normalization": "sentinel_normalize", "image_mean": [0.0] * 12, "image_std": [0.0] * 12}, ValueError,
          "must be positive"),
         ({"band_names": ["B02", "B02"]}, ValueError, "distinct band names"),

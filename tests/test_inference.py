@@ -16,7 +16,17 @@ from spectralgpt_hf import (
     SpectralGPTModel,
 )
 from spectralgpt_hf.cli import main as cli_main
-from spectralgpt_hf.inference import OutputLayout, TiledScene, blend_weights, embed_scene, predict_scene, run_tiles, tile_starts
+from spectralgpt_hf.image_processing_spectralgpt import SEGMUNICH_BANDS
+from spectralgpt_hf.inference import (
+    OutputLayout,
+    TiledScene,
+    blend_weights,
+    embed_scene,
+    predict_scene,
+    run_tiles,
+    scene_band_names,
+    tile_starts,
+)
 from spectralgpt_hf.raster import open_scene, read_bands
 
 
@@ -150,6 +160,29 @@ def test_segmentation_class_map_on_the_scene_grid(major_tom, tmp_path):
     with torch.no_grad():
         expected = model(pixel_values, interpolate_pos_encoding=True).logits.argmax(1)[0].numpy()
     np.testing.assert_array_equal(classes[:96, :96], expected[:96, :96])
+
+
+def test_segmunich_model_reads_its_ten_bands_and_appends_their_mean(major_tom, tmp_path):
+    torch.manual_seed(0)
+    model = SpectralGPTForSemanticSegmentation(tiny_config(num_labels=13, **HEAD_SIZES))
+    processor = SpectralGPTImageProcessor.for_segmunich()
+    assert scene_band_names(model.config, processor) == list(SEGMUNICH_BANDS)
+    output = predict_scene(model, major_tom, tmp_path / "classes.tif", processor=processor, tile=128, progress=False)
+    with rasterio.open(output) as result:
+        classes = result.read(1)
+    tile = read_bands(major_tom, SEGMUNICH_BANDS, window=rasterio.windows.Window(0, 0, 128, 128)).data
+    band_mean = tile.mean(0, keepdims=True)
+    channels = np.concatenate([tile, band_mean, band_mean])
+    low, high = channels.min((1, 2), keepdims=True), channels.max((1, 2), keepdims=True)
+    pixel_values = torch.from_numpy((channels - low) / (high - low + 1e-9)).float()[None]
+    with torch.no_grad():
+        expected = model(pixel_values, interpolate_pos_encoding=True).logits.argmax(1)[0].numpy()
+    np.testing.assert_array_equal(classes[:96, :96], expected[:96, :96])
+
+    twelve_bands_and_means = SpectralGPTImageProcessor(band_mean_channels=2)
+    with pytest.raises(ValueError, match="makes 14 channels .* and 2 band-mean channels\\) but the model takes 12"):
+        predict_scene(model, major_tom, tmp_path / "wrong.tif", processor=twelve_bands_and_means, progress=False)
+    assert not (tmp_path / "wrong.tif").exists()
 
 
 def test_change_detection_on_two_dates_marks_nodata(ssl4eo_dates, tmp_path):

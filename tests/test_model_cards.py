@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from spectralgpt_hf import SENTINEL2_BANDS, SpectralGPTConfig, SpectralGPTForImageClassification
+from spectralgpt_hf import (
+    SENTINEL2_BANDS,
+    SpectralGPTConfig,
+    SpectralGPTForImageClassification,
+    SpectralGPTForSemanticSegmentation,
+    SpectralGPTImageProcessor,
+)
 from spectralgpt_hf.model_cards import (
     DEFAULT_NAMESPACE,
     PUBLISHED_MODELS,
@@ -82,7 +88,9 @@ def test_published_files_are_recognised_by_name_with_their_preprocessing():
     assert published_model_for_checkpoint("weights/model_3con_loss_51_0.pth").name == "spectralgpt-plus-segmunich"
     assert published_model_for_checkpoint("my_checkpoint.pth") is None
     segmunich = PUBLISHED_MODELS["spectralgpt-plus-segmunich"].image_processor()
-    assert (segmunich.min_max_epsilon, segmunich.band_names, segmunich.num_bands) == (1e-9, None, 12)
+    assert (segmunich.min_max_epsilon, segmunich.band_names, segmunich.band_mean_channels) == (
+        1e-9, ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12"], 2
+    )
     assert PUBLISHED_MODELS["spectralgpt-plus-oscd"].image_processor().min_max_epsilon == 1e-12
 
 
@@ -105,3 +113,12 @@ def test_trained_model_card_lists_labels_and_metrics(tmp_path):
 
     with pytest.raises(ValueError, match="not a SpectralGPT model class"):
         trained_model_card(object(), "me/x")
+
+
+def test_trained_card_of_a_segmunich_model_describes_its_band_mean_channels():
+    config = SpectralGPTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=8)
+    model = SpectralGPTForSemanticSegmentation(config)
+    text = trained_model_card(model, "me/seg", image_processor=SpectralGPTImageProcessor.for_segmunich()).text
+    assert "the bands `B01` `B02` `B03` `B04` `B05` `B06` `B07` `B8A` `B11` `B12`, then their per-pixel mean 2" in text
+    assert "image: a (10, 128, 128) array" in text and "spectralgpt-hf predict --model me/seg" in text
+    assert "image: a (12, 128, 128) array" in trained_model_card(model, "me/seg").text

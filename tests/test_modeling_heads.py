@@ -23,6 +23,7 @@ from spectralgpt_hf import (
     SpectralGPTForImageClassification,
     SpectralGPTForPreTraining,
     SpectralGPTForSemanticSegmentation,
+    SpectralGPTImageProcessor,
     SpectralGPTModel,
     convert_original_checkpoint,
     upernet_from_pretrained,
@@ -508,9 +509,13 @@ def test_classifier_file_converts_to_the_original_layout(write_original, tmp_pat
         ("segmentation", 2, "change_detection", SpectralGPTForChangeDetection),
     ],
 )
-def test_dense_files_are_told_apart_and_configured(write_original, layout, num_classes, kind, expected):
+def test_dense_files_are_told_apart_and_configured(write_original, layout, num_classes, kind, expected, tmp_path):
     path, state_dict = write_original(dense_manifest(num_classes), layout)
-    model = convert_original_checkpoint(path, config_overrides=TINY_OVERRIDES, kind=kind)
+    model = convert_original_checkpoint(path, tmp_path / "out", config_overrides=TINY_OVERRIDES, kind=kind)
+    if expected is SpectralGPTForSemanticSegmentation:  # SegMunich's processor: 10 bands and their mean twice
+        assert SpectralGPTImageProcessor.from_pretrained(tmp_path / "out").band_mean_channels == 2
+    else:
+        assert not (tmp_path / "out" / "preprocessor_config.json").exists()
     config = model.config
     assert type(model) is expected
     assert (config.num_labels, config.drop_path_rate, config.num_bands, config.image_size) == (num_classes, 0.5, 12, 32)
