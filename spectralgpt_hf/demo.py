@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from .convert_original_checkpoint import convert_original_checkpoint
 from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .inference import embed_scene, predict_scene
+from .inference import embed_scene, load_processor, predict_scene
 from .modeling_spectralgpt import SpectralGPTForPreTraining, SpectralGPTForSemanticSegmentation
 from .raster import open_scene, write_geotiff
 
@@ -201,7 +201,10 @@ def scene_inference(model, scene_path: str, output: Path, segmentation_model: st
         write_png(paths["scene_png"], stretch(scene.read().data))
     if segmentation_model is not None:
         segmenter = SpectralGPTForSemanticSegmentation.from_pretrained(segmentation_model)
-        paths["classes_tif"] = predict_scene(segmenter, scene_path, output / "classes.tif", overlap=32)
+        processor = load_processor(segmentation_model)  # SegMunich's reads 10 bands and appends their mean
+        paths["classes_tif"] = predict_scene(
+            segmenter, scene_path, output / "classes.tif", processor=processor, overlap=32
+        )
         with rasterio.open(paths["classes_tif"]) as classes_file:
             paths["classes_png"] = output / "classes.png"
             write_png(paths["classes_png"], colour_classes(classes_file.read(1)))

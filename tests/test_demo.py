@@ -6,9 +6,15 @@ import numpy as np
 import rasterio
 import torch
 
-from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining
+from spectralgpt_hf import (
+    SpectralGPTConfig,
+    SpectralGPTForPreTraining,
+    SpectralGPTForSemanticSegmentation,
+    SpectralGPTImageProcessor,
+)
 from spectralgpt_hf.cli import main as cli_main
 from spectralgpt_hf.demo import cluster, run_demo
+from spectralgpt_hf.inference import predict_scene
 from spectralgpt_hf.raster import open_scene
 
 
@@ -26,7 +32,13 @@ def tiny_pretraining_model(folder):
 def test_demo_writes_georeferenced_outputs_and_previews(data_dir, tmp_path):
     scene = sorted(glob.glob(str(data_dir / "ssl4eo_s12_l2a" / "*" / "*")))[0]
     model = tiny_pretraining_model(tmp_path / "model")
-    paths = run_demo(tmp_path / "out", input=scene, model=model, num_clusters=4)
+    # a SegMunich-style model: its saved processor reads 10 bands and appends their mean twice
+    segmenter = SpectralGPTForSemanticSegmentation(SpectralGPTConfig.from_pretrained(model, num_labels=13, image_size=64))
+    segmenter.save_pretrained(tmp_path / "segmenter")
+    SpectralGPTImageProcessor.for_segmunich().save_pretrained(tmp_path / "segmenter")
+    paths = run_demo(
+        tmp_path / "out", input=scene, model=model, num_clusters=4, segmentation_model=str(tmp_path / "segmenter")
+    )
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
     for name in ("input_png", "masked_png", "prediction_png", "pasted_png", "clusters_png", "scene_png"):
@@ -40,6 +52,11 @@ def test_demo_writes_georeferenced_outputs_and_previews(data_dir, tmp_path):
         assert reconstruction.count == 12 and reconstruction.transform == crop.transform
         # visible tokens are the input itself; only the removed 90 % are predicted
         assert 0.02 < np.mean(reconstruction.read() == crop.read()) < 0.2
+    expected = predict_scene(
+        segmenter, scene, tmp_path / "expected.tif", processor=SpectralGPTImageProcessor.for_segmunich(), overlap=32
+    )
+    with rasterio.open(paths["classes_tif"]) as classes, rasterio.open(expected) as expected_classes:
+        np.testing.assert_array_equal(classes.read(), expected_classes.read())
 
 
 def test_demo_command_line_fits_a_model_when_none_is_given(data_dir, tmp_path):
