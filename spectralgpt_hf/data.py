@@ -714,7 +714,6 @@ class RandomFlipsAndRotations(_RandomAugmentation):
         return moved[0] if len(moved) == 1 else moved
 
 
-
 class MixupCutmix:
     """The batch mixing of the original EuroSAT recipe (timm's `Mixup` in batch mode, with its defaults there: mixup
     0.8, cutmix 1.0, switch 0.5, label smoothing 0.1). One draw per batch: with `switch_probability` (or always,
@@ -778,6 +777,7 @@ class MixupCutmix:
         targets = F.one_hot(labels, self.num_labels).to(pixel_values.dtype)
         targets = targets * (1 - smoothing) + smoothing / self.num_labels
         return mixed, lam * targets + (1 - lam) * targets.flip(0)
+
 
 __all__ = [
     "BIGEARTHNET_43_TO_19",

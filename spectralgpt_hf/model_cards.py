@@ -174,9 +174,9 @@ SCENE_COMMANDS = {
 }
 
 
-def how_to_use(repo_id: str, model_class: str, config: SpectralGPTConfig, input_bands: int) -> str:
-    """`input_bands`: the bands the image processor takes (fewer than the model's channels when it appends some)."""
-    parts = [usage_example(repo_id, model_class, config, input_bands), remote_code_note(repo_id, model_class)]
+def how_to_use(repo_id: str, model_class: str, config: SpectralGPTConfig, band_mean_channels: int = 0) -> str:
+    """`band_mean_channels`: the channels the image processor appends to the bands it takes (SegMunich's: 2)."""
+    parts = [usage_example(repo_id, model_class, config, band_mean_channels), remote_code_note(repo_id, model_class)]
     if model_class in SCENE_COMMANDS:
         command = SCENE_COMMANDS[model_class].format(repo_id=repo_id)
         scenes = "Whole Sentinel-2 scenes (tiled, GeoTIFF in and out, with `spectralgpt_hf`):"
@@ -184,8 +184,8 @@ def how_to_use(repo_id: str, model_class: str, config: SpectralGPTConfig, input_
     return "## How to use\n\n" + "\n\n".join(parts)
 
 
-def usage_example(repo_id: str, model_class: str, config: SpectralGPTConfig, input_bands: int) -> str:
-    num_bands, size = input_bands, config.image_size
+def usage_example(repo_id: str, model_class: str, config: SpectralGPTConfig, band_mean_channels: int = 0) -> str:
+    num_bands, size = config.num_bands - band_mean_channels, config.image_size
     if model_class == "SpectralGPTForChangeDetection":
         return f"""```python
 import spectralgpt_hf
@@ -269,10 +269,6 @@ class PublishedModel:
     limits: tuple[str, ...]
     results: tuple[str, ...]
 
-    def input_bands(self) -> int:
-        """The bands its image processor takes: the model's channels less those the processor appends."""
-        return self.config.num_bands - self.image_processor().band_mean_channels
-
     def card(self, repo_id: str, base_model: str | None = None) -> ModelCard:
         """The card for `repo_id`. `base_model` defaults to the base model's name in the same namespace."""
         if base_model is None and self.base is not None:
@@ -293,7 +289,7 @@ class PublishedModel:
             f"Converted from `{self.checkpoint}` ([Zenodo]({self.record})) by `spectralgpt_hf`, a port of "
             f"SpectralGPT, {PAPER}, to Hugging Face Transformers. Class: `{self.model_class}`.",
             "## Inputs\n\n" + self.describe_inputs(),
-            how_to_use(repo_id, self.model_class, self.config, self.input_bands())
+            how_to_use(repo_id, self.model_class, self.config, self.image_processor().band_mean_channels)
             + f"\n\nTo convert the original file yourself: `spectralgpt-hf convert {self.checkpoint} converted/"
             f"{self.name}`.",
             fine_tuning_section(repo_id, self.model_class),
@@ -519,7 +515,7 @@ def trained_model_card(
         f"## Inputs\n\n`pixel_values` of shape (batch, {config.num_bands}, {size}, {size}), {bands}. The image "
         "processor of this repository (`preprocessor_config.json`) holds the preprocessing the model was trained "
         "with.",
-        how_to_use(repo_id, model_class, config, config.num_bands - band_means),
+        how_to_use(repo_id, model_class, config, band_means),
     ]
     if config.id2label and any(name != f"LABEL_{index}" for index, name in config.id2label.items()):
         labels = "\n".join(f"| {index} | {name} |" for index, name in sorted(config.id2label.items()))
