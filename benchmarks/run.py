@@ -119,7 +119,7 @@ def timed_against_peak(function, repeats: int, flops_per_call: float) -> dict:
 
 
 def set_allocator(allocator: str) -> None:
-    from spectralgpt_hf.allocator import keep_freed_memory_for_reuse
+    from spectralgpt_hf.utils.allocator import keep_freed_memory_for_reuse
 
     if allocator == "tuned" and not keep_freed_memory_for_reuse():
         raise RuntimeError("keep_freed_memory_for_reuse() did not apply on this system")
@@ -194,7 +194,7 @@ def case_scene(repeats, source) -> dict:
     import torch
 
     from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForSemanticSegmentation
-    from spectralgpt_hf.inference import predict_scene
+    from spectralgpt_hf.inference.scene import predict_scene
 
     with tempfile.TemporaryDirectory() as workdir:
         torch.manual_seed(0)
@@ -218,7 +218,7 @@ def case_data(repeats) -> dict:
     import torch
 
     from spectralgpt_hf.image_processing_spectralgpt import SpectralGPTImageProcessor
-    from spectralgpt_hf.raster import read_bands
+    from spectralgpt_hf.geo.raster import read_bands
 
     torch.set_num_threads(1)
     eurosat = sorted(glob.glob(str(DATA_DIR / "eurosat_ms" / "*" / "*.tif")))

@@ -8,7 +8,7 @@
 
 import sys
 
-from spectralgpt_hf.pretraining import main
+from spectralgpt_hf.training.pretraining import main
 
 if __name__ == "__main__":
     sys.exit(main())

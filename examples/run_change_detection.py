@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 
 from spectralgpt_hf import SpectralGPTForChangeDetection, SpectralGPTImageProcessor
 from spectralgpt_hf.data import OSCD_ID2LABEL, RandomFlipsAndRotations, load_oscd
-from spectralgpt_hf.metrics import ChangeDetectionMetrics, argmax_logits
-from spectralgpt_hf.recipes import (
+from spectralgpt_hf.loading import load_model
+from spectralgpt_hf.training.metrics import ChangeDetectionMetrics, argmax_logits
+from spectralgpt_hf.training.recipes import (
     DataArguments,
     load_config,
-    load_model,
     load_splits,
     oscd_class_weights,
     parse_arguments,
@@ -76,7 +76,10 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         {**common, "stride": data_args.eval_stride or data_args.stride},
     )
     config.change_detection_class_weights = oscd_class_weights(train, data_args.fp_modifier)
-    model = load_model(SpectralGPTForChangeDetection, model_args, config)
+    model = load_model(
+        model_args.model_name_or_path, SpectralGPTForChangeDetection, config=config,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+    )
     metrics = ChangeDetectionMetrics(config.semantic_loss_ignore_index)
     return train_and_evaluate(model, training_args, train, evaluation, image_processor, metrics, argmax_logits)
 

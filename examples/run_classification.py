@@ -7,7 +7,7 @@ or BigEarthNet-S2 v2 (19 classes, multi-label).
         --model_name_or_path converted/spectralgpt-plus --output_dir runs/bigearthnet
 
 or `python examples/run_classification.py args.json` with the same options as keys. `--help` lists them all
-(`spectralgpt_hf.recipes` and transformers' TrainingArguments).
+(`spectralgpt_hf.training.recipes` and transformers' TrainingArguments).
 
 Defaults are the original recipe's (any option overrides them):
 
@@ -39,11 +39,11 @@ from spectralgpt_hf.data import (
     load_bigearthnet,
     load_eurosat,
 )
-from spectralgpt_hf.metrics import ClassificationMetrics, MultiLabelMetrics
-from spectralgpt_hf.recipes import (
+from spectralgpt_hf.loading import load_model
+from spectralgpt_hf.training.metrics import ClassificationMetrics, MultiLabelMetrics
+from spectralgpt_hf.training.recipes import (
     DataArguments,
     load_config,
-    load_model,
     load_splits,
     parse_arguments,
     train_and_evaluate,
@@ -99,7 +99,10 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         {"augmentation": RandomResizedCropAndFlip(size)},
         {"image_processor": image_processor},
     )
-    model = load_model(SpectralGPTForImageClassification, model_args, config)
+    model = load_model(
+        model_args.model_name_or_path, SpectralGPTForImageClassification, config=config,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+    )
     return train_and_evaluate(model, training_args, train, evaluation, image_processor, metrics())
 
 

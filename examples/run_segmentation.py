@@ -22,11 +22,11 @@ The tiles (128 px) must match the model's image size: start from SpectralGPT+ (1
 
 from spectralgpt_hf import SpectralGPTForSemanticSegmentation, SpectralGPTImageProcessor
 from spectralgpt_hf.data import SEGMUNICH_ID2LABEL, RandomFlipsAndRotations, load_segmunich
-from spectralgpt_hf.metrics import SegmentationMetrics, argmax_logits
-from spectralgpt_hf.recipes import (
+from spectralgpt_hf.loading import load_model
+from spectralgpt_hf.training.metrics import SegmentationMetrics, argmax_logits
+from spectralgpt_hf.training.recipes import (
     DataArguments,
     load_config,
-    load_model,
     load_splits,
     parse_arguments,
     train_and_evaluate,
@@ -59,7 +59,10 @@ def main(args: list[str] | None = None) -> dict[str, float]:
             f"The SegMunich tiles are {tile_size} px but the model at {model_args.model_name_or_path} takes "
             f"{config.image_size} px; start from a checkpoint trained at {tile_size} px (SpectralGPT+ for 128 px)."
         )
-    model = load_model(SpectralGPTForSemanticSegmentation, model_args, config)
+    model = load_model(
+        model_args.model_name_or_path, SpectralGPTForSemanticSegmentation, config=config,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+    )
     label_names = [config.id2label[index].replace(" ", "_") for index in range(config.num_labels)]
     metrics = SegmentationMetrics(config.num_labels, config.semantic_loss_ignore_index, label_names)
     return train_and_evaluate(model, training_args, train, evaluation, image_processor, metrics, argmax_logits)

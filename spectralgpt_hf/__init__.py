@@ -3,20 +3,9 @@
 Importing the package registers its classes with the transformers Auto classes.
 """
 
-from transformers import (
-    AutoBackbone,
-    AutoConfig,
-    AutoModel,
-    AutoModelForImageClassification,
-    AutoModelForPreTraining,
-    AutoModelForSemanticSegmentation,
-)
-
-# The top-level AutoImageProcessor is a placeholder without Pillow; the class in its module works without it.
-from transformers.models.auto.image_processing_auto import AutoImageProcessor
-
-from .allocator import keep_freed_memory_for_reuse
+from .auto import register_auto_classes
 from .configuration_spectralgpt import SENTINEL2_BANDS, SpectralGPTConfig
+from .utils.allocator import keep_freed_memory_for_reuse
 from .convert_original_checkpoint import CheckpointConversionError, convert_original_checkpoint
 from .image_processing_spectralgpt import SpectralGPTImageProcessor
 from .modeling_spectralgpt import (
@@ -30,18 +19,7 @@ from .modeling_spectralgpt import (
     upernet_from_pretrained,
 )
 
-AutoConfig.register(SpectralGPTConfig.model_type, SpectralGPTConfig, exist_ok=True)
-AutoModel.register(SpectralGPTConfig, SpectralGPTModel, exist_ok=True)
-AutoModelForPreTraining.register(SpectralGPTConfig, SpectralGPTForPreTraining, exist_ok=True)
-AutoModelForImageClassification.register(SpectralGPTConfig, SpectralGPTForImageClassification, exist_ok=True)
-AutoModelForSemanticSegmentation.register(SpectralGPTConfig, SpectralGPTForSemanticSegmentation, exist_ok=True)
-AutoBackbone.register(SpectralGPTConfig, SpectralGPTBackbone, exist_ok=True)
-# Both backend keys, so that transformers does not warn about falling back from one to the other.
-AutoImageProcessor.register(
-    SpectralGPTConfig,
-    image_processor_classes={"pil": SpectralGPTImageProcessor, "torchvision": SpectralGPTImageProcessor},
-    exist_ok=True,
-)
+register_auto_classes()
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .configuration_spectralgpt import SENTINEL2_BANDS, VARIANTS, SpectralGPTConfig
-from .files import atomic_folder
+from .utils.atomic import atomic_folder
 from .image_processing_spectralgpt import SpectralGPTImageProcessor
 from .modeling_spectralgpt import (
     SpectralGPTForChangeDetection,

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import rasterio
 from rasterio.windows import Window
 
-from spectralgpt_hf import raster
+from spectralgpt_hf.geo import raster
 from spectralgpt_hf.data import SEGMUNICH_BANDS
 
 OSCD_IMAGES = "Onera Satellite Change Detection dataset - Images"

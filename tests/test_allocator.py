@@ -4,14 +4,14 @@ import sys
 
 import pytest
 
-from spectralgpt_hf.allocator import keep_freed_memory_for_reuse
+from spectralgpt_hf.utils.allocator import keep_freed_memory_for_reuse
 
 # Resident memory (MB) after each of six rounds of allocating, writing and freeing a 256 MB tensor, in a fresh
 # process.
 PROBE = """
 import os, sys
 import torch
-from spectralgpt_hf.allocator import keep_freed_memory_for_reuse
+from spectralgpt_hf.utils.allocator import keep_freed_memory_for_reuse
 
 def resident_mb():
     with open("/proc/self/statm") as statm:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rasterio.windows import Window
 from transformers import default_data_collator
 
-from spectralgpt_hf import raster
+from spectralgpt_hf.geo import raster
 from spectralgpt_hf.data import (
     BIGEARTHNET_43_TO_19,
     BIGEARTHNET_CLASSES,

@@ -21,7 +21,7 @@ from spectralgpt_hf import (
     SpectralGPTImageProcessor,
     convert_original_checkpoint,
 )
-from spectralgpt_hf.recipes import RecipeTrainer, RecipeTrainingArguments, parse_arguments
+from spectralgpt_hf.training.recipes import RecipeTrainer, RecipeTrainingArguments, parse_arguments
 
 import layouts
 

@@ -30,8 +30,9 @@ from spectralgpt_hf import (
     SpectralGPTModel,
 )
 from spectralgpt_hf.cli import main as cli_main
-from spectralgpt_hf.hub import AUTO_CLASSES, push_to_hub, save_for_hub
-from spectralgpt_hf.model_cards import trained_model_card
+from spectralgpt_hf.auto import AUTO_CLASSES
+from spectralgpt_hf.hub.publishing import push_to_hub, save_for_hub
+from spectralgpt_hf.hub.cards import trained_model_card
 
 from hub_loading import BACKBONE_INDICES, load_every_class
 from layouts import tiny_pretrain_manifest

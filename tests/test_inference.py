@@ -17,7 +17,7 @@ from spectralgpt_hf import (
 )
 from spectralgpt_hf.cli import main as cli_main
 from spectralgpt_hf.image_processing_spectralgpt import SEGMUNICH_BANDS
-from spectralgpt_hf.inference import (
+from spectralgpt_hf.inference.scene import (
     OutputLayout,
     TiledScene,
     blend_weights,
@@ -27,7 +27,7 @@ from spectralgpt_hf.inference import (
     scene_band_names,
     tile_starts,
 )
-from spectralgpt_hf.raster import open_scene, read_bands
+from spectralgpt_hf.geo.raster import open_scene, read_bands
 
 
 @pytest.fixture(scope="module")

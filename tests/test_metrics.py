@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import EvalPrediction
 
-from spectralgpt_hf.metrics import (
+from spectralgpt_hf.training.metrics import (
     ChangeDetectionMetrics,
     ClassificationMetrics,
     MultiLabelMetrics,

@@ -14,7 +14,7 @@ from spectralgpt_hf import (
     SpectralGPTForSemanticSegmentation,
     SpectralGPTImageProcessor,
 )
-from spectralgpt_hf.model_cards import (
+from spectralgpt_hf.hub.cards import (
     DEFAULT_NAMESPACE,
     PUBLISHED_MODELS,
     TAGS,
@@ -47,7 +47,7 @@ def test_committed_cards_are_generated_from_the_module(tmp_path):
     assert sorted(path.name for path in CARDS_DIR.glob("*.md")) == sorted(path.name for path in written)
     for path in written:
         assert (CARDS_DIR / path.name).read_text() == path.read_text(), (
-            f"model_cards/{path.name} is stale: run `python -m spectralgpt_hf.model_cards model_cards/`"
+            f"model_cards/{path.name} is stale: run `python -m spectralgpt_hf.hub.cards model_cards/`"
         )
 
 

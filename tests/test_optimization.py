@@ -2,7 +2,7 @@ import pytest
 from transformers import Trainer, TrainingArguments
 
 from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining
-from spectralgpt_hf.optimization import layer_decay_optimizer, layer_decay_parameter_groups, layer_index
+from spectralgpt_hf.training.optimization import layer_decay_optimizer, layer_decay_parameter_groups, layer_index
 
 
 def tiny_model():

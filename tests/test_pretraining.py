@@ -27,7 +27,7 @@ from spectralgpt_hf import (
     convert_original_checkpoint,
     raster,
 )
-from spectralgpt_hf.pretraining import PretrainingArguments, find_raster_samples, pretrain
+from spectralgpt_hf.training.pretraining import PretrainingArguments, find_raster_samples, pretrain
 
 from conftest import REPO_ROOT
 from layouts import tiny_pretrain_manifest
@@ -44,7 +44,8 @@ POSITION_TABLES = ("spectralgpt.embeddings.position_embeddings.spatial", "decode
 RECORDING_LAUNCHER = """
 import json, os, sys
 from accelerate import Accelerator
-from spectralgpt_hf import cli, pretraining
+from spectralgpt_hf import cli
+from spectralgpt_hf.training import pretraining
 
 record_dir, rank = sys.argv[1], os.environ["RANK"]
 decode = pretraining.PretrainingSamples.__getitem__

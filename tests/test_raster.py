@@ -9,7 +9,7 @@ import rasterio.io
 from rasterio import Affine
 from rasterio.windows import Window
 
-from spectralgpt_hf.raster import (
+from spectralgpt_hf.geo.raster import (
     DATASET_BAND_ORDERS,
     SPECTRALGPT_BANDS,
     band_name_from_filename,

@@ -14,14 +14,14 @@ from spectralgpt_hf import (
     SpectralGPTForPreTraining,
     SpectralGPTForSemanticSegmentation,
 )
-from spectralgpt_hf.metrics import (
+from spectralgpt_hf.training.metrics import (
     ChangeDetectionMetrics,
     ClassificationMetrics,
     MultiLabelMetrics,
     SegmentationMetrics,
     argmax_logits,
 )
-from spectralgpt_hf.optimization import layer_decay_optimizer
+from spectralgpt_hf.training.optimization import layer_decay_optimizer
 
 TINY = dict(
     image_size=16, patch_size=4, num_bands=6, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -55,8 +55,8 @@ import torch.nn.functional as F
 from datasets import ClassLabel, Dataset, Features, List, Value
 from rasterio.windows import Window
 
-from . import raster
-from .image_processing_spectralgpt import SEGMUNICH_BANDS, SpectralGPTImageProcessor
+from ..geo import raster
+from ..image_processing_spectralgpt import SEGMUNICH_BANDS, SpectralGPTImageProcessor
 
 EUROSAT_CLASSES = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",

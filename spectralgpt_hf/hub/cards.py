@@ -19,9 +19,9 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .configuration_spectralgpt import SpectralGPTConfig
-from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .modeling_spectralgpt import SpectralGPTPreTrainedModel
+from ..configuration_spectralgpt import SpectralGPTConfig
+from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
 
 # The Hub namespace the cards in model_cards/ are rendered for.
 DEFAULT_NAMESPACE = "spectralgpt-hf"
@@ -314,7 +314,7 @@ def sentinel2_inputs(size: int, preprocessing: str) -> str:
 
 
 def segmunich_inputs() -> str:
-    from .data import SEGMUNICH_CLASSES  # the dataset module is slow to import; only this card needs it
+    from ..data import SEGMUNICH_CLASSES  # the dataset module is slow to import; only this card needs it
 
     classes = ", ".join(f"{index} {name}" for index, name in enumerate(SEGMUNICH_CLASSES))
     return (

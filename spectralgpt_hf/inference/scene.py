@@ -18,8 +18,8 @@ import torch
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .raster import Scene, open_geotiff_for_writing, open_scene
+from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+from ..geo.raster import Scene, open_geotiff_for_writing, open_scene
 
 CLASS_MAP_NODATA = 255
 # GDAL's block cache defaults to 5 % of the machine's memory and fills up with the scene's blocks; a small bound
@@ -194,15 +194,6 @@ def scene_band_names(config, processor: SpectralGPTImageProcessor) -> list[str]:
             f"{config.num_bands}; use the image processor the model was trained with."
         )
     return list(band_names)
-
-
-def load_processor(model_name_or_path: str | os.PathLike) -> SpectralGPTImageProcessor:
-    """The processor saved with the model, else per-tile min-max (the normalisation of pretraining and of the
-    original segmentation and change-detection models)."""
-    try:
-        return SpectralGPTImageProcessor.from_pretrained(model_name_or_path)
-    except OSError:
-        return SpectralGPTImageProcessor.for_pretraining()
 
 
 @dataclass

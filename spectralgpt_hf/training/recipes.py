@@ -32,10 +32,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
-from . import data
-from .allocator import keep_freed_memory_for_reuse
-from .configuration_spectralgpt import SpectralGPTConfig
-from .modeling_spectralgpt import SpectralGPTPreTrainedModel
+from .. import data
+from ..utils.allocator import keep_freed_memory_for_reuse
+from ..configuration_spectralgpt import SpectralGPTConfig
+from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
 from .optimization import layer_decay_optimizer
 
 
@@ -166,14 +166,6 @@ def load_config(model_args: ModelArguments, **recipe_settings) -> SpectralGPTCon
     return config
 
 
-def load_model(
-    model_class: type[SpectralGPTPreTrainedModel], model_args: ModelArguments, config: SpectralGPTConfig
-) -> SpectralGPTPreTrainedModel:
-    return model_class.from_pretrained(
-        model_args.model_name_or_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes
-    )
-
-
 def load_splits(
     data_args: DataArguments, load: Callable[..., Dataset], train_options: dict, eval_options: dict
 ) -> tuple[Dataset, Dataset]:
@@ -291,7 +283,6 @@ __all__ = [
     "RecipeTrainingArguments",
     "SCRIPT_DEFAULTS",
     "load_config",
-    "load_model",
     "load_splits",
     "oscd_class_weights",
     "parse_arguments",

@@ -4,16 +4,16 @@ import argparse
 import dataclasses
 import sys
 
-from .allocator import keep_freed_memory_for_reuse
+from ..utils.allocator import keep_freed_memory_for_reuse
 
 
 def convert(args: argparse.Namespace) -> None:
-    from .convert_original_checkpoint import convert_original_checkpoint
+    from ..convert_original_checkpoint import convert_original_checkpoint
 
     model = convert_original_checkpoint(args.checkpoint, args.output_dir, kind=args.kind)
     print(f"Wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {args.output_dir}")
     if args.push_to_hub:
-        from .hub import push_converted_checkpoint
+        from ..hub import push_converted_checkpoint
 
         commit = push_converted_checkpoint(
             model, args.checkpoint, args.push_to_hub, base_model=args.base_model, private=args.private
@@ -22,7 +22,7 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def publish(args: argparse.Namespace) -> None:
-    from .hub import push_to_hub
+    from ..hub import push_to_hub
 
     commit = push_to_hub(args.model_dir, args.repo_id, base_model=args.base_model, private=args.private)
     print(f"Uploaded {args.model_dir} to {commit.commit_url}")
@@ -38,45 +38,41 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def load_model(name_or_path: str, device: str | None):
-    """The class a saved model was trained as (from config.json's `architectures`)."""
+def load_model_on_device(source: str, device: str | None):
+    """The saved model (any SpectralGPT class) on `device`, default cuda when available."""
     import torch
-    from transformers import AutoConfig
 
-    import spectralgpt_hf
+    from ..loading import load_model
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    architectures = AutoConfig.from_pretrained(name_or_path).architectures or ["SpectralGPTModel"]
-    model_class = getattr(spectralgpt_hf, architectures[0], None)
-    if model_class is None:
-        raise ValueError(f"{name_or_path} holds a {architectures[0]}, which is not a SpectralGPT model class.")
-    return model_class.from_pretrained(name_or_path).to(device)
+    return load_model(source).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def predict(args: argparse.Namespace) -> None:
-    from .inference import load_processor, predict_scene
+    from ..inference import predict_scene
+    from ..loading import load_image_processor
 
-    model = load_model(args.model, args.device)
+    model = load_model_on_device(args.model, args.device)
     output = predict_scene(
-        model, args.input, args.output, input_2=args.input2, processor=load_processor(args.model),
+        model, args.input, args.output, input_2=args.input2, processor=load_image_processor(args.model),
         tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,
     )  # fmt: skip
     print(f"Wrote {output}")
 
 
 def embed(args: argparse.Namespace) -> None:
-    from .inference import embed_scene, load_processor
+    from ..inference import embed_scene
+    from ..loading import load_image_processor
 
-    model = load_model(args.model, args.device)  # embed_scene uses its encoder
+    model = load_model_on_device(args.model, args.device)  # embed_scene uses its encoder
     output = embed_scene(
-        model, args.input, args.output, processor=load_processor(args.model),
+        model, args.input, args.output, processor=load_image_processor(args.model),
         tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,
     )  # fmt: skip
     print(f"Wrote {output}")
 
 
 def pretrain(args: argparse.Namespace) -> None:
-    from .pretraining import PretrainingArguments, run
+    from ..training.pretraining import PretrainingArguments, run
 
     options = {field.name: getattr(args, field.name) for field in dataclasses.fields(PretrainingArguments)}
     exit_code = run(PretrainingArguments(**options))
@@ -87,7 +83,7 @@ def pretrain(args: argparse.Namespace) -> None:
 def add_pretrain_command(commands) -> None:
     from transformers import HfArgumentParser
 
-    from .pretraining import PretrainingArguments
+    from ..training.pretraining import PretrainingArguments
 
     pretrain_parser = commands.add_parser(
         "pretrain",
@@ -110,7 +106,7 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo(args: argparse.Namespace) -> None:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(
         args.output,

@@ -22,11 +22,11 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from .convert_original_checkpoint import convert_original_checkpoint
-from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .inference import embed_scene, load_processor, predict_scene
-from .modeling_spectralgpt import SpectralGPTForPreTraining, SpectralGPTForSemanticSegmentation
-from .raster import open_scene, write_geotiff
+from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+from ..inference import embed_scene, predict_scene
+from ..loading import load_image_processor, load_model
+from ..modeling_spectralgpt import SpectralGPTForPreTraining, SpectralGPTForSemanticSegmentation
+from ..geo.raster import open_scene, write_geotiff
 
 DEFAULT_SCENE = "major_tom_s2l2a/*/*/*"
 TRUE_COLOUR = ("B04", "B03", "B02")
@@ -81,7 +81,7 @@ def colour_classes(classes: np.ndarray, nodata: int = 255) -> np.ndarray:
 
 def fit_on_scene(scene_path: str, workdir: Path, steps: int, seed: int) -> Path:
     """Pretrains a small SpectralGPT (192 wide, 4 blocks, 64 px) on random crops of the scene; returns its folder."""
-    from .pretraining import PretrainingArguments, pretrain
+    from ..training.pretraining import PretrainingArguments, pretrain
 
     crops = workdir / "crops"
     crops.mkdir()
@@ -110,16 +110,11 @@ def fit_on_scene(scene_path: str, workdir: Path, steps: int, seed: int) -> Path:
     return Path(pretrain(arguments))
 
 
-def load_pretraining_model(checkpoint: str | None, model: str | None, scene: str, workdir: Path, steps: int,
-                           seed: int) -> SpectralGPTForPreTraining:  # fmt: skip
-    if checkpoint is not None:
-        converted = convert_original_checkpoint(checkpoint)
-        if not isinstance(converted, SpectralGPTForPreTraining):
-            raise ValueError(f"{checkpoint} is a {type(converted).__name__} checkpoint; the demo needs a pretraining "
-                             "one (SpectralGPT.pth or SpectralGPT+.pth).")  # fmt: skip
-        return converted
-    if model is not None:
-        return SpectralGPTForPreTraining.from_pretrained(model)
+def demo_model(checkpoint: str | None, model: str | None, scene: str, workdir: Path, steps: int,
+               seed: int) -> SpectralGPTForPreTraining:  # fmt: skip
+    """The pretraining model to show: an original file, a saved model, or else a quick fit on the scene."""
+    if checkpoint is not None or model is not None:
+        return load_model(checkpoint or model, SpectralGPTForPreTraining, strict=True)
     print(f"No --checkpoint or --model: pretraining a small SpectralGPT on the scene for {steps} steps.")
     return SpectralGPTForPreTraining.from_pretrained(fit_on_scene(scene, workdir, steps, seed))
 
@@ -200,8 +195,8 @@ def scene_inference(model, scene_path: str, output: Path, segmentation_model: st
     with open_scene(scene_path, TRUE_COLOUR) as scene:
         write_png(paths["scene_png"], stretch(scene.read().data))
     if segmentation_model is not None:
-        segmenter = SpectralGPTForSemanticSegmentation.from_pretrained(segmentation_model)
-        processor = load_processor(segmentation_model)  # SegMunich's reads 10 bands and appends their mean
+        segmenter = load_model(segmentation_model, SpectralGPTForSemanticSegmentation)
+        processor = load_image_processor(segmentation_model)  # SegMunich's reads 10 bands and appends their mean
         paths["classes_tif"] = predict_scene(
             segmenter, scene_path, output / "classes.tif", processor=processor, overlap=32
         )
@@ -227,7 +222,7 @@ def run_demo(
     scene = input or default_scene()
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as workdir:
-        pretraining_model = load_pretraining_model(checkpoint, model, scene, Path(workdir), steps, seed)
+        pretraining_model = demo_model(checkpoint, model, scene, Path(workdir), steps, seed)
         pretraining_model.save_pretrained(output / "model")
     paths = reconstruct(pretraining_model, scene, output, seed)
     paths.update(scene_inference(pretraining_model, scene, output, segmentation_model, num_clusters, seed))

@@ -43,15 +43,15 @@ from datasets.distributed import split_dataset_by_node
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, get_cosine_schedule_with_warmup
 
-from . import raster
-from .allocator import keep_freed_memory_for_reuse
-from .configuration_spectralgpt import VARIANTS, SpectralGPTConfig
-from .convert_original_checkpoint import convert_original_checkpoint
-from .data import RandomResizedCropAndFlip
-from .files import atomic_folder, replace_folder
-from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .modeling_spectralgpt import SpectralGPTForPreTraining
-from .optimization import uses_weight_decay
+from ...geo import raster
+from ...utils.allocator import keep_freed_memory_for_reuse
+from ...configuration_spectralgpt import VARIANTS, SpectralGPTConfig
+from ...loading import load_model
+from ...data import RandomResizedCropAndFlip
+from ...utils.atomic import atomic_folder, replace_folder
+from ...image_processing_spectralgpt import SpectralGPTImageProcessor
+from ...modeling_spectralgpt import SpectralGPTForPreTraining
+from ..optimization import uses_weight_decay
 
 logger = get_logger(__name__)
 
@@ -447,22 +447,6 @@ def build_training_data(
 # --- Model ---------------------------------------------------------------------------------------------------------
 
 
-def load_pretraining_model(source: str | os.PathLike) -> SpectralGPTForPreTraining:
-    """A pretraining model (encoder and decoder) from a save_pretrained folder or an original .pth file."""
-    path = Path(source)
-    if path.is_file():
-        return convert_original_checkpoint(path, kind="pretrain")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"No save_pretrained folder (config.json + weights) or original .pth file at {path}.")
-    model, loading_info = SpectralGPTForPreTraining.from_pretrained(path, output_loading_info=True)
-    if loading_info["missing_keys"]:
-        raise ValueError(
-            f"{path} lacks the weights {sorted(loading_info['missing_keys'])[:5]}...: continuing pretraining needs "
-            "a pretraining model with its decoder (e.g. a converted SpectralGPT.pth or SpectralGPT+.pth)."
-        )
-    return model
-
-
 def continue_at_image_size(
     source: SpectralGPTForPreTraining, image_size: int, reinitialize_position_embeddings: bool = False
 ) -> SpectralGPTForPreTraining:
@@ -487,7 +471,7 @@ def continue_at_image_size(
 
 def build_model(args: PretrainingArguments) -> SpectralGPTForPreTraining:
     if args.init_from is not None:
-        source = load_pretraining_model(args.init_from)
+        source = load_model(args.init_from, SpectralGPTForPreTraining, strict=True)
         model = continue_at_image_size(
             source, args.image_size or source.config.image_size, args.reinitialize_position_embeddings
         )

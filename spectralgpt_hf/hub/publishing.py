@@ -23,29 +23,11 @@ from pathlib import Path
 from huggingface_hub import CommitInfo, HfApi, ModelCard
 from transformers.dynamic_module_utils import custom_object_save
 
-from .configuration_spectralgpt import SpectralGPTConfig
-from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .model_cards import PUBLISHED_MODELS, published_model_for_checkpoint, trained_model_card
-from .modeling_spectralgpt import (
-    SpectralGPTBackbone,
-    SpectralGPTForChangeDetection,
-    SpectralGPTForImageClassification,
-    SpectralGPTForPreTraining,
-    SpectralGPTForSemanticSegmentation,
-    SpectralGPTModel,
-    SpectralGPTPreTrainedModel,
-)
-
-AUTO_CLASSES = {
-    "AutoConfig": SpectralGPTConfig,
-    "AutoModel": SpectralGPTModel,
-    "AutoModelForPreTraining": SpectralGPTForPreTraining,
-    "AutoModelForImageClassification": SpectralGPTForImageClassification,
-    "AutoModelForSemanticSegmentation": SpectralGPTForSemanticSegmentation,
-    "AutoBackbone": SpectralGPTBackbone,
-    "AutoModelForChangeDetection": SpectralGPTForChangeDetection,
-    "AutoImageProcessor": SpectralGPTImageProcessor,
-}
+from ..auto import AUTO_CLASSES
+from ..loading import load_model
+from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+from .cards import PUBLISHED_MODELS, published_model_for_checkpoint, trained_model_card
+from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
 
 
 def class_reference(cls: type) -> str:
@@ -90,12 +72,10 @@ def load_model_folder(
     model_dir: str | os.PathLike, repo_id: str, base_model: str | None = None
 ) -> tuple[SpectralGPTPreTrainedModel, SpectralGPTImageProcessor | None, ModelCard]:
     """The model, image processor (None when not saved) and card to publish from a folder (see [`push_to_hub`])."""
-    from .cli import load_model
-
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} holds no config.json: give a save_pretrained / Trainer output folder.")
-    model = load_model(str(model_dir), "cpu")
+    model = load_model(model_dir)
     image_processor = None
     if (model_dir / "preprocessor_config.json").is_file():
         image_processor = SpectralGPTImageProcessor.from_pretrained(model_dir)
@@ -204,4 +184,4 @@ def push_converted_checkpoint(
     )
 
 
-__all__ = ["AUTO_CLASSES", "push_converted_checkpoint", "push_to_hub", "save_for_hub"]
+__all__ = ["push_converted_checkpoint", "push_to_hub", "save_for_hub"]

@@ -35,7 +35,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .configuration_spectralgpt import SENTINEL2_BANDS
+from ..configuration_spectralgpt import SENTINEL2_BANDS
 
 # The 13 bands of the Sentinel-2 MSI, in wavelength order.
 ALL_SENTINEL2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
