@@ -25,8 +25,8 @@ from spectralgpt_hf import (
     SpectralGPTImageProcessor,
     cli,
     convert_original_checkpoint,
-    raster,
 )
+from spectralgpt_hf.geo import raster
 from spectralgpt_hf.training.pretraining import PretrainingArguments, find_raster_samples, pretrain
 
 from conftest import REPO_ROOT
