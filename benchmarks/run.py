@@ -218,7 +218,7 @@ def case_data(repeats) -> dict:
     import torch
 
     from spectralgpt_hf.image_processing_spectralgpt import SpectralGPTImageProcessor
-    from spectralgpt_hf.geo.raster import read_bands
+    from spectralgpt_hf.geo import read_bands
 
     torch.set_num_threads(1)
     eurosat = sorted(glob.glob(str(DATA_DIR / "eurosat_ms" / "*" / "*.tif")))

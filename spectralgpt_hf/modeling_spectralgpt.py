@@ -596,7 +596,7 @@ class SpectralGPTForImageClassification(SpectralGPTPreTrainedModel):
         Args:
             pixel_values: `(batch_size, num_bands, height, width)`.
             labels: `(batch_size,)` class indices, or `(batch_size, num_labels)` floats: multi-hot for multi-label,
-                class probabilities for single-label (as `spectralgpt_hf.data.MixupCutmix` makes them; the loss is
+                class probabilities for single-label (as `spectralgpt_hf.training.mixup.MixupCutmix` makes them; the loss is
                 then the soft-target cross-entropy).
             interpolate_pos_encoding: resize separable position tables to the input (see [`SpectralGPTModel`]).
         """

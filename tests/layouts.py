@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import rasterio
 from rasterio.windows import Window
 
-from spectralgpt_hf.geo import raster
+from spectralgpt_hf import geo
 from spectralgpt_hf.data import SEGMUNICH_BANDS
 
 OSCD_IMAGES = "Onera Satellite Change Detection dataset - Images"
@@ -70,11 +70,11 @@ def write_segmunich(data_dir: Path, root: Path, size: int = 128) -> None:
         (root / split / "label").mkdir()
         for name in names:
             offset = 90 * int(name)
-            cut = raster.read_bands(scene, SEGMUNICH_BANDS, window=Window(offset, 300, size, size))
+            cut = geo.read_bands(scene, SEGMUNICH_BANDS, window=Window(offset, 300, size, size))
             image = cut.data.astype(np.uint16)
-            raster.write_geotiff(root / split / "img" / f"{name}.tif", image, cut.crs, cut.transform)
+            geo.write_geotiff(root / split / "img" / f"{name}.tif", image, cut.crs, cut.transform)
             codes = np.roll(SEGMUNICH_CODES[pattern], int(name)).reshape(size, size)
-            raster.write_geotiff(root / split / "label" / f"{name}.tif", codes, cut.crs, cut.transform)
+            geo.write_geotiff(root / split / "label" / f"{name}.tif", codes, cut.crs, cut.transform)
     (root / "dataset").mkdir()
     (root / "dataset" / "train.txt").write_text("1\n10\n")
 
@@ -82,11 +82,11 @@ def write_segmunich(data_dir: Path, root: Path, size: int = 128) -> None:
 def write_rect_folder(date_folder: Path, destination: Path, height: int, width: int):
     """A date of an OSCD city: every band resampled to 10 m and written as <band>.tif, as in imgs_*_rect/."""
     destination.mkdir(parents=True)
-    bands = raster.read_bands(date_folder, window=Window(0, 0, width, height))
+    bands = geo.read_bands(date_folder, window=Window(0, 0, width, height))
     for name, layer in zip(bands.band_names, bands.data):
         # The coarse bands leave the grid's edge uncovered (NaN); the rectified OSCD bands have no such gaps.
         layer = np.round(np.nan_to_num(layer)).astype(np.uint16)
-        raster.write_geotiff(destination / f"{name}.tif", layer, bands.crs, bands.transform)
+        geo.write_geotiff(destination / f"{name}.tif", layer, bands.crs, bands.transform)
     return bands
 
 
@@ -104,7 +104,7 @@ def write_oscd(data_dir: Path, root: Path) -> None:
         change = np.zeros((height_1, width_1), dtype=np.uint8)
         change[OSCD_CHANGE] = 1
         if city == "city_a":
-            raster.write_geotiff(labels / city / "cm" / f"{city}-cm.tif", change + 1, grid.crs, grid.transform)
+            geo.write_geotiff(labels / city / "cm" / f"{city}-cm.tif", change + 1, grid.crs, grid.transform)
         else:
             png_profile = {"driver": "PNG", "width": width_1, "height": height_1, "count": 1, "dtype": "uint8"}
             with rasterio.open(labels / city / "cm" / "cm.png", "w", **png_profile) as png:

@@ -254,7 +254,7 @@ class FakeHub:
 @pytest.fixture
 def fake_hub():
     hub = FakeHub()
-    with mock.patch("spectralgpt_hf.hub.HfApi", hub):
+    with mock.patch("spectralgpt_hf.hub.publishing.HfApi", hub):
         yield hub
 
 

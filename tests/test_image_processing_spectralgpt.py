@@ -17,7 +17,7 @@ from spectralgpt_hf.image_processing_spectralgpt import (
     SEGMUNICH_BANDS,
     SpectralGPTImageProcessor,
 )
-from spectralgpt_hf.geo.raster import read_bands
+from spectralgpt_hf.geo import read_bands
 
 
 @pytest.fixture

@@ -22,11 +22,15 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from ..geo import open_scene, write_geotiff
 from ..image_processing_spectralgpt import SpectralGPTImageProcessor
 from ..inference import embed_scene, predict_scene
 from ..loading import load_image_processor, load_model
-from ..modeling_spectralgpt import SpectralGPTForPreTraining, SpectralGPTForSemanticSegmentation
-from ..geo.raster import open_scene, write_geotiff
+from ..modeling_spectralgpt import (
+    SpectralGPTForPreTraining,
+    SpectralGPTForSemanticSegmentation,
+)
+from ..utils.atomic import atomic_file
 
 DEFAULT_SCENE = "major_tom_s2l2a/*/*/*"
 TRUE_COLOUR = ("B04", "B03", "B02")
@@ -51,18 +55,12 @@ def default_scene() -> str:
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    """A (3, H, W) uint8 image as PNG, written under a temporary name and renamed."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(temporary, "w", driver="PNG", height=rgb.shape[1], width=rgb.shape[2], count=3,
-                               dtype="uint8") as png:  # fmt: skip
-                png.write(rgb)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-        temporary.with_name(temporary.name + ".aux.xml").unlink(missing_ok=True)
+    """A (3, H, W) uint8 image as PNG, written atomically."""
+    with warnings.catch_warnings(), atomic_file(path) as temporary:
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(temporary, "w", driver="PNG", height=rgb.shape[1], width=rgb.shape[2], count=3,
+                           dtype="uint8") as png:  # fmt: skip
+            png.write(rgb)
 
 
 def stretch(bands: np.ndarray, low: np.ndarray | None = None, high: np.ndarray | None = None) -> np.ndarray:

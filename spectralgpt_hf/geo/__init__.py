@@ -1,5 +1,28 @@
-"""Geospatial input and output: Sentinel-2 scenes read by band name, GeoTIFFs written atomically."""
+"""Geospatial input and output: Sentinel-2 band names (`bands`), scenes read by band name (`reading`) and GeoTIFFs
+written atomically (`writing`)."""
 
-from .raster import RasterBands, Scene, open_scene, read_bands, write_geotiff
+from .bands import (
+    ALL_SENTINEL2_BANDS,
+    DATASET_BAND_ORDERS,
+    RASTER_SUFFIXES,
+    band_name_from_filename,
+    canonical_band_list,
+    canonical_band_name,
+)
+from .reading import RasterBands, Scene, open_scene, read_bands
+from .writing import open_geotiff_for_writing, write_geotiff
 
-__all__ = ["RasterBands", "Scene", "open_scene", "read_bands", "write_geotiff"]
+__all__ = [
+    "ALL_SENTINEL2_BANDS",
+    "DATASET_BAND_ORDERS",
+    "RASTER_SUFFIXES",
+    "RasterBands",
+    "Scene",
+    "band_name_from_filename",
+    "canonical_band_list",
+    "canonical_band_name",
+    "open_geotiff_for_writing",
+    "open_scene",
+    "read_bands",
+    "write_geotiff",
+]

@@ -11,7 +11,7 @@
 * `epoch_lr_decay`: the learning rate is multiplied by this factor after every epoch (the OSCD recipe's
   `ExponentialLR`), with `lr_scheduler_type="constant"`;
 * `mixup_alpha`, `cutmix_alpha`, `mixup_switch_probability`: batch mixing of single-label training batches
-  (`spectralgpt_hf.data.MixupCutmix`, the EuroSAT recipe's), with `label_smoothing_factor` folded into the mixed
+  (`spectralgpt_hf.training.mixup.MixupCutmix`, the EuroSAT recipe's), with `label_smoothing_factor` folded into the mixed
   targets.
 
 `RecipeTrainer` is a `Trainer` that applies all but the first.
@@ -33,9 +33,10 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
 from .. import data
-from ..utils.allocator import keep_freed_memory_for_reuse
 from ..configuration_spectralgpt import SpectralGPTConfig
 from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
+from ..utils.allocator import keep_freed_memory_for_reuse
+from .mixup import MixupCutmix
 from .optimization import layer_decay_optimizer
 
 
@@ -209,7 +210,7 @@ class RecipeTrainer(Trainer):
                     "mixup_alpha and cutmix_alpha mix the class ids of single-label classification, but the model's "
                     f"problem_type is {config.problem_type!r}. Set both to 0 for this model."
                 )
-            self.batch_mixing = data.MixupCutmix(
+            self.batch_mixing = MixupCutmix(
                 config.num_labels, self.args.mixup_alpha, self.args.cutmix_alpha, self.args.mixup_switch_probability,
                 label_smoothing=self.args.label_smoothing_factor,
             )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Writing folders so that a crash or interruption never leaves a half-written one behind."""
+"""Writing files and folders so that a crash or interruption never leaves a half-written one behind: everything is
+written under a temporary name beside its destination and renamed over it once complete."""
 
 import contextlib
 import os
@@ -31,3 +32,22 @@ def atomic_folder(destination: str | os.PathLike) -> Iterator[Path]:
         replace_folder(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(destination: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `destination` to write one file to; it is renamed over `destination` when the block
+    completes and removed (with any GDAL side-car file) if the block fails. An existing `destination` stays whole
+    until then."""
+    destination = Path(destination)
+    if not destination.parent.is_dir():
+        raise FileNotFoundError(f"The output folder {destination.parent} does not exist; create it first.")
+    handle, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".aux.xml").unlink(missing_ok=True)

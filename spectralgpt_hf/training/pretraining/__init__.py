@@ -22,7 +22,6 @@ from __future__ import annotations
 import glob
 import itertools
 import logging
-import os
 import re
 import shutil
 import signal
@@ -38,19 +37,24 @@ import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, is_tensorboard_available, send_to_device, set_seed
+from accelerate.utils import (
+    ProjectConfiguration,
+    is_tensorboard_available,
+    send_to_device,
+    set_seed,
+)
 from datasets.distributed import split_dataset_by_node
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, get_cosine_schedule_with_warmup
 
-from ...geo import raster
-from ...utils.allocator import keep_freed_memory_for_reuse
+from ... import geo
 from ...configuration_spectralgpt import VARIANTS, SpectralGPTConfig
-from ...loading import load_model
 from ...data import RandomResizedCropAndFlip
-from ...utils.atomic import atomic_folder, replace_folder
 from ...image_processing_spectralgpt import SpectralGPTImageProcessor
+from ...loading import load_model
 from ...modeling_spectralgpt import SpectralGPTForPreTraining
+from ...utils.allocator import keep_freed_memory_for_reuse
+from ...utils.atomic import atomic_folder, replace_folder
 from ..optimization import uses_weight_decay
 
 logger = get_logger(__name__)
@@ -77,7 +81,7 @@ class PretrainingArguments:
     file_band_order: str | None = field(
         default=None,
         metadata={"help": "Layer order of stacked files without band descriptions: a key of "
-                  "raster.DATASET_BAND_ORDERS (e.g. eurosat_ms) or comma-separated band names."},
+                  "geo.DATASET_BAND_ORDERS (e.g. eurosat_ms) or comma-separated band names."},
     )  # fmt: skip
     dataset: str | None = field(
         default=None,
@@ -238,7 +242,7 @@ class SamplePreparation:
 
 
 def is_raster(path: Path) -> bool:
-    return path.suffix.lower() in raster.RASTER_SUFFIXES and path.is_file()
+    return path.suffix.lower() in geo.RASTER_SUFFIXES and path.is_file()
 
 
 def find_raster_samples(locations: list[str]) -> list[str]:
@@ -265,7 +269,7 @@ def find_raster_samples(locations: list[str]) -> list[str]:
     for path in files:
         folder = path.parent
         if folder not in is_band_folder:
-            is_band_folder[folder] = any(raster.band_name_from_filename(child) for child in folder.iterdir())
+            is_band_folder[folder] = any(geo.band_name_from_filename(child) for child in folder.iterdir())
         samples[folder if is_band_folder[folder] else path] = None
     if not samples:
         raise ValueError(f"No GeoTIFF in {locations}: expected stacked .tif files or folders of band files (B02.tif).")
@@ -285,7 +289,7 @@ class RasterImages:
         source = self.sources[index]
         # Per-band folders name their bands in file names; only stacked files may need a layer order.
         order = self.file_band_order if Path(source).is_file() else None
-        return raster.read_bands(source, self.band_names, file_band_order=order).data
+        return geo.read_bands(source, self.band_names, file_band_order=order).data
 
 
 class ColumnImages:
@@ -414,7 +418,7 @@ def build_training_data(
         if config.band_names is None:
             raise ValueError("Reading GeoTIFFs by band name needs the model config's band_names.")
         order = args.file_band_order
-        if order is not None and order.lower() not in raster.DATASET_BAND_ORDERS:
+        if order is not None and order.lower() not in geo.DATASET_BAND_ORDERS:
             order = [name.strip() for name in order.split(",")]
         images = RasterImages(find_raster_samples(args.rasters), config.band_names, order)
     else:

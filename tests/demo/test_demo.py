@@ -15,7 +15,7 @@ from spectralgpt_hf import (
 from spectralgpt_hf.cli import main as cli_main
 from spectralgpt_hf.demo import cluster, run_demo
 from spectralgpt_hf.inference.scene import predict_scene
-from spectralgpt_hf.geo.raster import open_scene
+from spectralgpt_hf.geo import open_scene
 
 
 def tiny_pretraining_model(folder):

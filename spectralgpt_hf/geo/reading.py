@@ -1,5 +1,5 @@
 # Copyright 2026 The spectralgpt_hf authors. Licensed under the Apache License, Version 2.0.
-"""Read Sentinel-2 rasters by band name, and write GeoTIFF outputs atomically.
+"""Read Sentinel-2 rasters by band name.
 
 Two layouts are read:
 
@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,70 +34,12 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..configuration_spectralgpt import SENTINEL2_BANDS
-
-# The 13 bands of the Sentinel-2 MSI, in wavelength order.
-ALL_SENTINEL2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-
-# SpectralGPT's 12 input bands (B10 dropped), in model input order.
-SPECTRALGPT_BANDS = tuple(SENTINEL2_BANDS)
-
-# Layer order inside stacked files whose band descriptions are missing, by dataset. Datasets stored as one file
-# per band (bigearthnet_s2, major_tom_s2l2a, ssl4eo_s12) need no entry: their band names come from file names.
-DATASET_BAND_ORDERS = {
-    # EuroSAT-MS 13-band tifs: B8A is the LAST layer (verified on the data from the spectra: layer 10 is the
-    # cirrus band B10 at ~10 DN). The original SpectralGPT code assumed B8A at layer 9.
-    "eurosat_ms": ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A"),
-    # fMoW-Sentinel 13-band tifs (SatMAE convention; its layer 11 has the cirrus-like mean 14.8).
-    "fmow_sentinel": ALL_SENTINEL2_BANDS,
-    # 12-band stacks in SpectralGPT's own order, such as the pre-stacked BigEarthNet tifs of the original code.
-    "spectralgpt": SPECTRALGPT_BANDS,
-}
-
-RASTER_SUFFIXES = (".tif", ".tiff")
-
-_BAND_NAME = re.compile(r"\s*B?0*(\d{1,2})(A?)\s*", re.IGNORECASE)
-# A band token at the end of a file stem: "B02", "B2", "x_B8A", "x-B11", "x.B03".
-_BAND_FILE_STEM = re.compile(r"(?:^|.*[_.\-])(B\d{1,2}A?)", re.IGNORECASE)
-
-
-def canonical_band_name(name: str) -> str:
-    """The canonical Sentinel-2 name of a band: "B1", "b01", "01" give "B01"; "B8a", "8A" give "B8A"."""
-    match = _BAND_NAME.fullmatch(str(name))
-    if match:
-        number, suffix = int(match[1]), match[2].upper()
-        canonical = f"B{number}A" if suffix else f"B{number:02d}"
-        if canonical in ALL_SENTINEL2_BANDS:
-            return canonical
-    raise ValueError(
-        f"{name!r} is not a Sentinel-2 band name. Use one of {', '.join(ALL_SENTINEL2_BANDS)} "
-        "(spellings such as 'B1', 'b01', '01' or 'B8a' are accepted)."
-    )
-
-
-def band_name_from_filename(path: str | os.PathLike) -> str | None:
-    """The band a single-band file holds according to its name (`B02.tif`, `x_B8A.tif`), or None if no band."""
-    path = Path(path)
-    if path.suffix.lower() not in RASTER_SUFFIXES:
-        return None
-    match = _BAND_FILE_STEM.fullmatch(path.stem)
-    if match is None:
-        return None
-    try:
-        return canonical_band_name(match[1])
-    except ValueError:
-        return None
-
-
-def _canonical_band_list(names: Sequence[str], what: str) -> tuple[str, ...]:
-    if isinstance(names, str):
-        raise TypeError(f"{what} must be a sequence of band names such as ['B02', 'B03'], not the string {names!r}.")
-    canonical = tuple(canonical_band_name(name) for name in names)
-    duplicates = sorted({name for name in canonical if canonical.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"{what} names {', '.join(duplicates)} more than once: {list(names)}.")
-    if not canonical:
-        raise ValueError(f"{what} is empty; name at least one band.")
-    return canonical
+from .bands import (
+    ALL_SENTINEL2_BANDS,
+    DATASET_BAND_ORDERS,
+    band_name_from_filename,
+    canonical_band_list,
+)
 
 
 def _resampling_method(name: str) -> Resampling:
@@ -131,12 +71,6 @@ class RasterBands:
     valid_mask: np.ndarray
     missing_bands: tuple[str, ...] = field(default=())
 
-    @property
-    def profile(self) -> dict:
-        """GeoTIFF creation options that georeference an output of this window (add `count` and `dtype`)."""
-        height, width = self.valid_mask.shape
-        return {"driver": "GTiff", "crs": self.crs, "transform": self.transform, "height": height, "width": width}
-
 
 @dataclass(frozen=True)
 class _BandLayer:
@@ -159,14 +93,14 @@ class Scene:
     def __init__(
         self,
         source: str | os.PathLike,
-        band_names: Sequence[str] = SPECTRALGPT_BANDS,
+        band_names: Sequence[str] = SENTINEL2_BANDS,
         *,
         file_band_order: Sequence[str] | str | None = None,
         fill_missing: bool = False,
         resampling: str = "bilinear",
     ):
         self.source = Path(source)
-        self.band_names = _canonical_band_list(band_names, "band_names")
+        self.band_names = canonical_band_list(band_names, "band_names")
         self._resampling = _resampling_method(resampling)
         self._files = contextlib.ExitStack()
         try:
@@ -212,7 +146,7 @@ class Scene:
         described = None
         if all(dataset.descriptions):
             with contextlib.suppress(ValueError):
-                described = _canonical_band_list(dataset.descriptions, "the band descriptions")
+                described = canonical_band_list(dataset.descriptions, "the band descriptions")
         if file_band_order is None:
             if described is None:
                 raise ValueError(
@@ -230,7 +164,7 @@ class Scene:
                 )
             order = DATASET_BAND_ORDERS[file_band_order.lower()]
         else:
-            order = _canonical_band_list(file_band_order, "file_band_order")
+            order = canonical_band_list(file_band_order, "file_band_order")
         if len(order) != dataset.count:
             raise ValueError(
                 f"file_band_order names {len(order)} bands ({', '.join(order)}) but {self.source} has "
@@ -365,7 +299,7 @@ class Scene:
 
 def open_scene(
     source: str | os.PathLike,
-    band_names: Sequence[str] = SPECTRALGPT_BANDS,
+    band_names: Sequence[str] = SENTINEL2_BANDS,
     *,
     file_band_order: Sequence[str] | str | None = None,
     fill_missing: bool = False,
@@ -389,7 +323,7 @@ def open_scene(
 
 def read_bands(
     source: str | os.PathLike,
-    band_names: Sequence[str] = SPECTRALGPT_BANDS,
+    band_names: Sequence[str] = SENTINEL2_BANDS,
     *,
     window: Window | None = None,
     file_band_order: Sequence[str] | str | None = None,
@@ -405,93 +339,3 @@ def read_bands(
         source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling
     ) as scene:
         return scene.read(window)
-
-
-@contextlib.contextmanager
-def open_geotiff_for_writing(
-    path: str | os.PathLike,
-    *,
-    height: int,
-    width: int,
-    count: int,
-    dtype,
-    crs,
-    transform: rasterio.Affine,
-    band_descriptions: Sequence[str] | None = None,
-    nodata: float | None = None,
-    **creation_options,
-) -> Iterator[rasterio.io.DatasetWriter]:
-    """An open GeoTIFF writer whose file appears at `path` only once the `with` block completes.
-
-    Write whole arrays or windows into it (`writer.write(array, window=...)`); the file is written under a
-    temporary name in the target folder and renamed over `path` at the end, so `path` never holds a partial file;
-    on any error (or interruption) the temporary file is removed. `creation_options` go to the GTiff driver
-    (default compression: deflate).
-    """
-    path = Path(path)
-    if not rasterio.dtypes.check_dtype(np.dtype(dtype)):
-        raise ValueError(f"GeoTIFF cannot store dtype {np.dtype(dtype)}; convert the array, e.g. to float32.")
-    if band_descriptions is not None and len(band_descriptions) != count:
-        raise ValueError(f"{len(band_descriptions)} band descriptions given for an array with {count} bands.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"The output folder {path.parent} does not exist; create it first.")
-    profile = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "count": count,
-        "dtype": np.dtype(dtype),
-        "crs": crs,
-        "transform": transform,
-        "nodata": nodata,
-        "compress": "deflate",
-        **creation_options,
-    }
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with rasterio.open(temporary, "w", **profile) as destination:
-            for index, description in enumerate(band_descriptions or (), start=1):
-                destination.set_band_description(index, description)
-            yield destination
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def write_geotiff(
-    path: str | os.PathLike,
-    array: np.ndarray,
-    crs,
-    transform: rasterio.Affine,
-    *,
-    band_descriptions: Sequence[str] | None = None,
-    nodata: float | None = None,
-    **creation_options,
-) -> Path:
-    """Write a (H, W) or (C, H, W) array as a GeoTIFF, atomically (see `open_geotiff_for_writing`).
-
-    Boolean arrays are written as uint8.
-    """
-    array = np.asarray(array)
-    if array.ndim == 2:
-        array = array[np.newaxis]
-    if array.ndim != 3:
-        raise ValueError(f"write_geotiff needs a (H, W) or (C, H, W) array, got shape {array.shape}.")
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    count, height, width = array.shape
-    with open_geotiff_for_writing(
-        path,
-        height=height,
-        width=width,
-        count=count,
-        dtype=array.dtype,
-        crs=crs,
-        transform=transform,
-        band_descriptions=band_descriptions,
-        nodata=nodata,
-        **creation_options,
-    ) as destination:
-        destination.write(array)
-    return Path(path)

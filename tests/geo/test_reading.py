@@ -1,4 +1,4 @@
-"""Reading Sentinel-2 rasters by band name (real samples from ../shared/data) and atomic GeoTIFF writing."""
+"""Reading Sentinel-2 rasters by band name (real samples)."""
 
 import shutil
 
@@ -9,15 +9,16 @@ import rasterio.io
 from rasterio import Affine
 from rasterio.windows import Window
 
-from spectralgpt_hf.geo.raster import (
+from spectralgpt_hf import SENTINEL2_BANDS
+from spectralgpt_hf.geo import (
     DATASET_BAND_ORDERS,
-    SPECTRALGPT_BANDS,
     band_name_from_filename,
-    canonical_band_name,
     open_scene,
     read_bands,
     write_geotiff,
 )
+
+MODEL_BANDS = tuple(SENTINEL2_BANDS)
 
 # Layer numbers of each band in the EuroSAT-MS tifs, from the data README (B8A is the last layer).
 EUROSAT_FILE_LAYERS = {"B01": 1, "B02": 2, "B03": 3, "B04": 4, "B05": 5, "B06": 6, "B07": 7, "B08": 8, "B09": 9,
@@ -54,38 +55,19 @@ def read_raw(path):
     [("B1", "B01"), ("b01", "B01"), ("01", "B01"), ("1", "B01"), ("B8a", "B8A"), ("8A", "B8A"), ("B08", "B08"),
      (" b10 ", "B10"), ("B12", "B12")],
 )  # fmt: skip
-def test_canonical_band_name_accepts_common_spellings(spelling, canonical):
-    assert canonical_band_name(spelling) == canonical
-
-
 @pytest.mark.parametrize("spelling", ["B13", "B00", "B9A", "NIR", "", "B"])
-def test_canonical_band_name_rejects_non_bands(spelling):
-    with pytest.raises(ValueError, match="is not a Sentinel-2 band name"):
-        canonical_band_name(spelling)
-
-
-@pytest.mark.parametrize(
-    ("filename", "band"),
-    [("B02.tif", "B02"), ("B2.tif", "B02"), ("S2A_MSIL2A_T33UUP_75_43_B8A.tif", "B8A"), ("x-B11.TIFF", "B11"),
-     ("cloud_mask.tif", None), ("thumbnail.png", None), ("metadata.json", None), ("B02.png", None),
-     ("AB02.tif", None), ("B13.tif", None)],
-)  # fmt: skip
-def test_band_name_from_filename(filename, band):
-    assert band_name_from_filename(filename) == band
-
-
 def test_eurosat_stack_is_read_by_name(eurosat_file):
     with rasterio.open(eurosat_file) as dataset:
         raw, crs, transform = dataset.read(), dataset.crs, dataset.transform
 
     bands = read_bands(eurosat_file, file_band_order="eurosat_ms")
 
-    assert bands.band_names == SPECTRALGPT_BANDS
+    assert bands.band_names == MODEL_BANDS
     assert "B10" not in bands.band_names
     assert bands.data.shape == (12, 64, 64) and bands.data.dtype == np.float32
     for position, name in enumerate(bands.band_names):
         np.testing.assert_array_equal(bands.data[position], raw[EUROSAT_FILE_LAYERS[name] - 1])
-    np.testing.assert_array_equal(bands.data[SPECTRALGPT_BANDS.index("B8A")], raw[12])
+    np.testing.assert_array_equal(bands.data[MODEL_BANDS.index("B8A")], raw[12])
     assert bands.crs == crs and bands.transform == transform
     assert bands.valid_mask.all()
 
@@ -139,10 +121,10 @@ def test_bigearthnet_folder_is_resampled_onto_the_10m_grid(bigearthnet_folder):
     bilinear = read_bands(bigearthnet_folder)
     nearest = read_bands(bigearthnet_folder, ["B01"], resampling="nearest")
 
-    assert bilinear.band_names == SPECTRALGPT_BANDS
+    assert bilinear.band_names == MODEL_BANDS
     assert bilinear.data.shape == (12, 120, 120)
     assert bilinear.transform == transform_10m
-    np.testing.assert_array_equal(bilinear.data[SPECTRALGPT_BANDS.index("B02")], b02)
+    np.testing.assert_array_equal(bilinear.data[MODEL_BANDS.index("B02")], b02)
     # Nearest: every 60 m pixel becomes a 6 x 6 block of 10 m pixels.
     np.testing.assert_array_equal(nearest.data[0], np.kron(b01, np.ones((6, 6))))
     # Bilinear: linear interpolation between 60 m pixel centres, clamped at the edges, separable by axis.
@@ -155,7 +137,7 @@ def test_bigearthnet_folder_is_resampled_onto_the_10m_grid(bigearthnet_folder):
 def test_major_tom_windows_equal_the_same_region_of_a_full_read(major_tom_folder):
     windows = [Window(517, 333, 64, 64), Window(1000, 1004, 68, 64), Window(0, 0, 1, 1)]
     with open_scene(major_tom_folder) as scene:
-        assert scene.band_names == SPECTRALGPT_BANDS  # cloud_mask.tif and thumbnail.png are not bands
+        assert scene.band_names == MODEL_BANDS  # cloud_mask.tif and thumbnail.png are not bands
         assert scene.shape == (1068, 1068)
         full = scene.read()
         parts = [scene.read(window) for window in windows]
@@ -184,10 +166,10 @@ def test_ssl4eo_unpadded_band_names(ssl4eo_folder):
 
     bands = read_bands(ssl4eo_folder)
 
-    assert bands.band_names == SPECTRALGPT_BANDS
+    assert bands.band_names == MODEL_BANDS
     assert bands.data.shape == (12, 264, 264)
     assert bands.transform == transform_10m
-    np.testing.assert_array_equal(bands.data[SPECTRALGPT_BANDS.index("B02")], b2)
+    np.testing.assert_array_equal(bands.data[MODEL_BANDS.index("B02")], b2)
     # The 20 m / 60 m grids of SSL4EO are offset from the 10 m grid; the few uncovered edge pixels are invalid.
     np.testing.assert_array_equal(~bands.valid_mask, np.isnan(bands.data).any(axis=0))
     assert bands.valid_mask[:-3, :-3].all()
@@ -210,7 +192,7 @@ def test_missing_band_is_an_error_unless_filled(bigearthnet_folder, tmp_path):
     filled = read_bands(folder, fill_missing=True)
 
     complete = read_bands(bigearthnet_folder)
-    missing = SPECTRALGPT_BANDS.index("B05")
+    missing = MODEL_BANDS.index("B05")
     assert filled.missing_bands == ("B05",)
     assert np.isnan(filled.data[missing]).all()
     others = [position for position in range(12) if position != missing]
@@ -254,58 +236,3 @@ def test_nodata_and_nan_pixels_are_invalid_and_nan(tmp_path):
     assert np.isnan(bands.data).sum() == 6
     np.testing.assert_array_equal(bands.data[2, :2, :2], np.full((2, 2), b05[0, 0]))
 
-
-def test_write_geotiff_round_trip(tmp_path, bigearthnet_folder):
-    bands = read_bands(bigearthnet_folder, ["B02", "B8A"])
-    path = tmp_path / "out.tif"
-
-    returned = write_geotiff(
-        path, bands.data, bands.crs, bands.transform, band_descriptions=["B02", "B8A"], nodata=float("nan")
-    )
-
-    assert returned == path
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
-    with rasterio.open(path) as dataset:
-        np.testing.assert_array_equal(dataset.read(), bands.data)
-        assert dataset.crs == bands.crs and dataset.transform == bands.transform
-        assert dataset.descriptions == ("B02", "B8A")
-        assert np.isnan(dataset.nodata)
-    mask_path = write_geotiff(tmp_path / "mask.tif", bands.valid_mask, **{
-        key: bands.profile[key] for key in ("crs", "transform")})  # fmt: skip
-    with rasterio.open(mask_path) as dataset:
-        assert dataset.count == 1 and dataset.dtypes == ("uint8",)
-        np.testing.assert_array_equal(dataset.read(1), bands.valid_mask)
-
-
-def test_write_geotiff_failure_leaves_no_partial_file(tmp_path, monkeypatch):
-    path = tmp_path / "out.tif"
-    transform = Affine(10, 0, 0, 0, -10, 40)
-    write_geotiff(path, np.ones((4, 4), np.float32), "EPSG:32633", transform)
-    original_write = rasterio.io.DatasetWriter.write
-
-    def write_then_fail(self, *args, **kwargs):
-        original_write(self, *args, **kwargs)
-        raise OSError("disk full")
-
-    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", write_then_fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_geotiff(path, np.zeros((4, 4), np.float32), "EPSG:32633", transform)
-    with pytest.raises(OSError, match="disk full"):
-        write_geotiff(tmp_path / "new.tif", np.zeros((4, 4), np.float32), "EPSG:32633", transform)
-
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
-    with rasterio.open(path) as dataset:
-        np.testing.assert_array_equal(dataset.read(1), np.ones((4, 4), np.float32))
-
-
-def test_write_geotiff_rejects_bad_input(tmp_path):
-    transform = Affine(10, 0, 0, 0, -10, 40)
-    with pytest.raises(ValueError, match=r"\(H, W\) or \(C, H, W\)"):
-        write_geotiff(tmp_path / "a.tif", np.zeros((1, 1, 4, 4)), None, transform)
-    with pytest.raises(ValueError, match="2 band descriptions given for an array with 1 bands"):
-        write_geotiff(tmp_path / "a.tif", np.zeros((4, 4)), None, transform, band_descriptions=["a", "b"])
-    with pytest.raises(ValueError, match="cannot store dtype float16"):
-        write_geotiff(tmp_path / "a.tif", np.zeros((4, 4), np.float16), None, transform)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        write_geotiff(tmp_path / "missing" / "a.tif", np.zeros((4, 4)), None, transform)
-    assert list(tmp_path.iterdir()) == []

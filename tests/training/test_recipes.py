@@ -25,7 +25,7 @@ from spectralgpt_hf.training.recipes import RecipeTrainer, RecipeTrainingArgumen
 
 import layouts
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 

@@ -26,7 +26,7 @@ from spectralgpt_hf import (
     cli,
     convert_original_checkpoint,
 )
-from spectralgpt_hf.geo import raster
+from spectralgpt_hf import geo
 from spectralgpt_hf.training.pretraining import PretrainingArguments, find_raster_samples, pretrain
 
 from conftest import REPO_ROOT
@@ -72,11 +72,11 @@ def tiles(data_dir, tmp_path_factory) -> Path:
     """14 stacked 12-band 32 x 32 GeoTIFFs and 2 per-band folders (plus a cloud mask to ignore) from one scene."""
     root = tmp_path_factory.mktemp("tiles")
     scene_folder = next((data_dir / "major_tom_s2l2a").glob("*/*/*"))
-    with raster.open_scene(scene_folder) as scene:
+    with geo.open_scene(scene_folder) as scene:
         for index in range(NUM_STACKED_TILES + NUM_BAND_FOLDERS):
             bands = scene.read(Window(64 * (index % 4), 64 * (index // 4), 32, 32))
             if index < NUM_STACKED_TILES:
-                raster.write_geotiff(
+                geo.write_geotiff(
                     root / f"tile_{index:02d}.tif", bands.data, bands.crs, bands.transform,
                     band_descriptions=bands.band_names,
                 )  # fmt: skip
@@ -84,8 +84,8 @@ def tiles(data_dir, tmp_path_factory) -> Path:
             folder = root / f"scene_{index:02d}"
             folder.mkdir()
             for name, band in zip(bands.band_names, bands.data):
-                raster.write_geotiff(folder / f"{name}.tif", band, bands.crs, bands.transform)
-            raster.write_geotiff(folder / "cloud_mask.tif", bands.valid_mask, bands.crs, bands.transform)
+                geo.write_geotiff(folder / f"{name}.tif", band, bands.crs, bands.transform)
+            geo.write_geotiff(folder / "cloud_mask.tif", bands.valid_mask, bands.crs, bands.transform)
     return root
 
 
@@ -197,7 +197,7 @@ def test_one_process_with_the_global_batch_matches_two_processes(two_process_run
 
 @pytest.fixture(scope="module")
 def tile_dataset(tiles) -> datasets.Dataset:
-    images = [raster.read_bands(path).data for path in sorted(tiles.glob("tile_*.tif"))]
+    images = [geo.read_bands(path).data for path in sorted(tiles.glob("tile_*.tif"))]
     features = datasets.Features({"image": datasets.Array3D(shape=(12, 32, 32), dtype="float32")})
     return datasets.Dataset.from_dict({"image": images}, features=features)
 

@@ -27,7 +27,7 @@ from spectralgpt_hf.inference.scene import (
     scene_band_names,
     tile_starts,
 )
-from spectralgpt_hf.geo.raster import open_scene, read_bands
+from spectralgpt_hf.geo import open_scene, read_bands
 
 
 @pytest.fixture(scope="module")

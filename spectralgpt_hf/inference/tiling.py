@@ -1,0 +1,200 @@
+"""Tiling a scene for a model: overlapping tiles read as normalised inputs, their outputs blended with linear ramps
+and written strip by strip, so memory stays bounded by the tile batch and one strip of tile rows whatever the
+scene size."""
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from tqdm.auto import tqdm
+
+from ..geo import Scene, open_geotiff_for_writing
+from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+
+
+def tile_starts(length: int, tile: int, step: int, align: int = 1) -> list[int]:
+    """Start offsets of tiles covering [0, length): every `step`, the last one flush with the end (rounded down to
+    a multiple of `align`); a single tile at 0 when the scene is shorter than a tile."""
+    if length <= tile:
+        return [0]
+    last = (length - tile) // align * align
+    starts = list(range(0, last, step))
+    return starts + [last]
+
+
+def blend_weights(tile: int, overlap: int) -> np.ndarray:
+    """(tile, tile) weights that fade linearly over the `overlap` band at the edges, so overlapping tiles blend."""
+    if overlap == 0:
+        return np.ones((tile, tile), dtype=np.float32)
+    centres = np.arange(tile) + 0.5
+    ramp = np.minimum(1.0, np.minimum(centres, tile - centres) / overlap).astype(np.float32)
+    return np.outer(ramp, ramp)
+
+
+@dataclass
+class TileBatch:
+    row: int
+    cols: list[int]
+    pixel_values: torch.Tensor
+    pixel_values_2: torch.Tensor | None
+    valid: np.ndarray  # (B, tile, tile) bool
+
+
+class TiledScene:
+    """Reads tiles of one scene (or two co-registered dates) as normalised model inputs, padding at the edges."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        processor: SpectralGPTImageProcessor,
+        tile: int,
+        overlap: int,
+        align: int = 1,
+        scene_2: Scene | None = None,
+    ):
+        if not 0 <= overlap < tile:
+            raise ValueError(f"overlap must be in [0, tile) = [0, {tile}), got {overlap}.")
+        if scene_2 is not None and (scene_2.shape, scene_2.transform, scene_2.crs) != (
+            scene.shape,
+            scene.transform,
+            scene.crs,
+        ):
+            raise ValueError(
+                f"The two dates must share one grid: {scene.source} is {scene.shape} px at {scene.transform} in "
+                f"{scene.crs}, {scene_2.source} is {scene_2.shape} px at {scene_2.transform} in {scene_2.crs}. "
+                "Reproject or crop them onto the same grid first."
+            )
+        self.scene, self.scene_2, self.processor = scene, scene_2, processor
+        self.tile, self.overlap = tile, overlap
+        step = tile - overlap
+        self.rows = tile_starts(scene.height, tile, step, align)
+        self.cols = tile_starts(scene.width, tile, step, align)
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def read(self, scene: Scene, row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
+        """(bands, tile, tile) data and valid mask; parts beyond the scene are mirrored in and marked invalid."""
+        height, width = min(self.tile, scene.height - row), min(self.tile, scene.width - col)
+        bands = scene.read(Window(col, row, width, height))
+        pad = ((0, self.tile - height), (0, self.tile - width))
+        data = np.pad(bands.data, ((0, 0), *pad), mode="symmetric")
+        return data, np.pad(bands.valid_mask, pad, constant_values=False)
+
+    def batches(self, batch_size: int) -> Iterator[TileBatch]:
+        """Batches of tiles in row-major order; a batch never spans two rows of tiles."""
+        for row in self.rows:
+            for start in range(0, len(self.cols), batch_size):
+                cols = self.cols[start : start + batch_size]
+                first = [self.read(self.scene, row, col) for col in cols]
+                valid = np.stack([mask for _, mask in first])
+                pixel_values_2 = None
+                if self.scene_2 is not None:
+                    second = [self.read(self.scene_2, row, col) for col in cols]
+                    valid &= np.stack([mask for _, mask in second])
+                    pixel_values_2 = self.normalise([data for data, _ in second])
+                yield TileBatch(row, cols, self.normalise([data for data, _ in first]), pixel_values_2, valid)
+
+    def normalise(self, tiles: list[np.ndarray]) -> torch.Tensor:
+        return self.processor(np.stack(tiles), return_tensors="pt")["pixel_values"]
+
+
+class StripWriter:
+    """Accumulates weighted tile outputs for the rows of tiles in progress and writes rows once no later tile can
+    touch them. Coordinates are in output pixels (`scale` input pixels each)."""
+
+    def __init__(self, writer, channels: int, height: int, width: int, tile: int, finish):
+        self.writer, self.finish = writer, finish
+        self.height, self.width, self.tile = height, width, tile
+        self.top = 0
+        self.sums = np.zeros((channels, tile, width), dtype=np.float32)
+        self.weights = np.zeros((tile, width), dtype=np.float32)
+        self.valid = np.zeros((tile, width), dtype=bool)
+
+    def add(self, row: int, col: int, values: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
+        """Adds (channels, tile, tile) `values` with (tile, tile) `weights` at output offset (row, col)."""
+        top, height = row - self.top, min(self.tile, self.height - row)
+        width = min(self.tile, self.width - col)
+        weights = weights[:height, :width] * valid[:height, :width]
+        self.sums[:, top : top + height, col : col + width] += values[:, :height, :width] * weights
+        self.weights[top : top + height, col : col + width] += weights
+        self.valid[top : top + height, col : col + width] |= valid[:height, :width]
+
+    def flush(self, until: int) -> None:
+        """Writes output rows [top, until) and slides the strip down to start at `until`."""
+        count = min(until, self.height) - self.top
+        if count <= 0:
+            return
+        weights = np.maximum(self.weights[:count], 1e-12)
+        result = self.finish(self.sums[:, :count] / weights, self.valid[:count])
+        self.writer.write(result, window=Window(0, self.top, self.width, count))
+        for buffer in (self.sums, self.weights, self.valid):
+            buffer[..., :-count, :] = buffer[..., count:, :].copy()
+            buffer[..., -count:, :] = 0
+        self.top += count
+
+
+@dataclass
+class OutputLayout:
+    """The bands of an output file: `finish(blended, valid)` turns blended (channels, rows, cols) values and the
+    valid mask into `count` bands of `dtype`."""
+
+    count: int
+    dtype: type
+    nodata: float | None
+    band_descriptions: list[str] | None
+    finish: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def run_tiles(
+    model,
+    tiles: TiledScene,
+    output: str | os.PathLike,
+    layout: OutputLayout,
+    *,
+    scale: int,
+    channels: int,
+    compute: Callable,
+    batch_size: int,
+    progress: bool,
+) -> Path:
+    """Drives the tiles through `compute` (batch -> (B, channels, tile/scale, tile/scale) tensor), blends them and
+    writes them through `layout`, strip by strip, into an atomically written GeoTIFF."""
+    scene, tile = tiles.scene, tiles.tile
+    out_tile, overlap = tile // scale, tiles.overlap // scale
+    height, width = scene.height // scale, scene.width // scale
+    weights = blend_weights(out_tile, overlap)
+    transform = scene.transform @ rasterio.Affine.scale(scale)
+    interpolate = tile != model.config.image_size
+    parameter = next(model.parameters())
+    with open_geotiff_for_writing(
+        output,
+        height=height,
+        width=width,
+        count=layout.count,
+        dtype=layout.dtype,
+        crs=scene.crs,
+        transform=transform,
+        nodata=layout.nodata,
+        band_descriptions=layout.band_descriptions,
+        tiled=True,
+    ) as writer, torch.inference_mode(), tqdm(total=len(tiles), unit="tile", disable=not progress) as bar:
+        strip = StripWriter(writer, channels, height, width, out_tile, layout.finish)
+        for batch in tiles.batches(batch_size):
+            batch.pixel_values = batch.pixel_values.to(parameter.device, parameter.dtype)
+            if batch.pixel_values_2 is not None:
+                batch.pixel_values_2 = batch.pixel_values_2.to(parameter.device, parameter.dtype)
+            values = compute(model, batch, interpolate).cpu().numpy()
+            # output-resolution validity: a patch is valid when any of its pixels is
+            valid = batch.valid.reshape(len(batch.cols), out_tile, scale, out_tile, scale).any(axis=(2, 4))
+            strip.flush(batch.row // scale)
+            for index, col in enumerate(batch.cols):
+                strip.add(batch.row // scale, col // scale, values[index], weights, valid[index])
+            bar.update(len(batch.cols))
+        strip.flush(height)
+    return Path(output)

@@ -1,0 +1,25 @@
+"""Sentinel-2 band names: canonical spellings and the band a file name holds."""
+
+import pytest
+
+from spectralgpt_hf.geo import band_name_from_filename, canonical_band_name
+
+
+def test_canonical_band_name_accepts_common_spellings(spelling, canonical):
+    assert canonical_band_name(spelling) == canonical
+
+
+def test_canonical_band_name_rejects_non_bands(spelling):
+    with pytest.raises(ValueError, match="is not a Sentinel-2 band name"):
+        canonical_band_name(spelling)
+
+
+@pytest.mark.parametrize(
+    ("filename", "band"),
+    [("B02.tif", "B02"), ("B2.tif", "B02"), ("S2A_MSIL2A_T33UUP_75_43_B8A.tif", "B8A"), ("x-B11.TIFF", "B11"),
+     ("cloud_mask.tif", None), ("thumbnail.png", None), ("metadata.json", None), ("B02.png", None),
+     ("AB02.tif", None), ("B13.tif", None)],
+)  # fmt: skip
+def test_band_name_from_filename(filename, band):
+    assert band_name_from_filename(filename) == band
+
