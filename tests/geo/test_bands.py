@@ -5,10 +5,16 @@ import pytest
 from spectralgpt_hf.geo import band_name_from_filename, canonical_band_name
 
 
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [("B1", "B01"), ("b01", "B01"), ("01", "B01"), ("1", "B01"), ("B8a", "B8A"), ("8A", "B8A"), ("B08", "B08"),
+     (" b10 ", "B10"), ("B12", "B12")],
+)  # fmt: skip
 def test_canonical_band_name_accepts_common_spellings(spelling, canonical):
     assert canonical_band_name(spelling) == canonical
 
 
+@pytest.mark.parametrize("spelling", ["B13", "B00", "B9A", "NIR", "", "B"])
 def test_canonical_band_name_rejects_non_bands(spelling):
     with pytest.raises(ValueError, match="is not a Sentinel-2 band name"):
         canonical_band_name(spelling)

@@ -50,12 +50,6 @@ def read_raw(path):
         return dataset.read(1), dataset.transform
 
 
-@pytest.mark.parametrize(
-    ("spelling", "canonical"),
-    [("B1", "B01"), ("b01", "B01"), ("01", "B01"), ("1", "B01"), ("B8a", "B8A"), ("8A", "B8A"), ("B08", "B08"),
-     (" b10 ", "B10"), ("B12", "B12")],
-)  # fmt: skip
-@pytest.mark.parametrize("spelling", ["B13", "B00", "B9A", "NIR", "", "B"])
 def test_eurosat_stack_is_read_by_name(eurosat_file):
     with rasterio.open(eurosat_file) as dataset:
         raw, crs, transform = dataset.read(), dataset.crs, dataset.transform

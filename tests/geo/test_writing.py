@@ -9,6 +9,11 @@ from rasterio import Affine
 from spectralgpt_hf.geo import read_bands, write_geotiff
 
 
+@pytest.fixture(scope="module")
+def bigearthnet_folder(data_dir):
+    return next((data_dir / "bigearthnet_s2").glob("*/*/"))
+
+
 def test_write_geotiff_round_trip(tmp_path, bigearthnet_folder):
     bands = read_bands(bigearthnet_folder, ["B02", "B8A"])
     path = tmp_path / "out.tif"
@@ -62,3 +67,4 @@ def test_write_geotiff_rejects_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         write_geotiff(tmp_path / "missing" / "a.tif", np.zeros((4, 4)), None, transform)
     assert list(tmp_path.iterdir()) == []
+

@@ -17,17 +17,9 @@ from spectralgpt_hf import (
 )
 from spectralgpt_hf.cli import main as cli_main
 from spectralgpt_hf.image_processing_spectralgpt import SEGMUNICH_BANDS
-from spectralgpt_hf.inference.scene import (
-    OutputLayout,
-    TiledScene,
-    blend_weights,
-    embed_scene,
-    predict_scene,
-    run_tiles,
-    scene_band_names,
-    tile_starts,
-)
 from spectralgpt_hf.geo import open_scene, read_bands
+from spectralgpt_hf.inference.scene import embed_scene, predict_scene, scene_band_names
+from spectralgpt_hf.inference.tiling import OutputLayout, TiledScene, blend_weights, run_tiles, tile_starts
 
 
 @pytest.fixture(scope="module")
