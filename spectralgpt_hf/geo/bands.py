@@ -14,8 +14,10 @@ from ..configuration_spectralgpt import SENTINEL2_BANDS
 # The 13 bands of the Sentinel-2 MSI, in wavelength order.
 ALL_SENTINEL2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 
-# Layer order inside stacked files whose band descriptions are missing, by dataset. Datasets stored as one file
-# per band (bigearthnet_s2, major_tom_s2l2a, ssl4eo_s12) need no entry: their band names come from file names.
+# Layer order inside stacked files whose band descriptions are missing, by dataset: facts of the file formats,
+# kept here so that the reader resolves the keys (`file_band_order="eurosat_ms"`) on its own; the dataset modules
+# of spectralgpt_hf.data read them from here. Datasets stored as one file per band (bigearthnet_s2,
+# major_tom_s2l2a, ssl4eo_s12) need no entry: their band names come from file names.
 DATASET_BAND_ORDERS = {
     # EuroSAT-MS 13-band tifs: B8A is the LAST layer (verified on the data from the spectra: layer 10 is the
     # cirrus band B10 at ~10 DN). The original SpectralGPT code assumed B8A at layer 9.

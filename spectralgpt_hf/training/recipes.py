@@ -188,7 +188,7 @@ def oscd_class_weights(dataset: Dataset, fp_modifier: float = 10.0) -> list[floa
     multiplies the weight of the *no-change* class, which trades recall of changes for fewer false positives."""
     changed = total = 0
     for path in sorted(set(dataset.with_format(None)["label_path"])):
-        change_map = data._oscd_change_map(path, window=None)
+        change_map = data.oscd_change_map(path, window=None)
         changed, total = changed + int(change_map.sum()), total + change_map.size
     if changed == 0:
         raise ValueError("The training change maps hold no changed pixel, so the class weights are undefined.")
