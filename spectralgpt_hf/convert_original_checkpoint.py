@@ -15,6 +15,8 @@ import math
 import os
 import pickle
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -100,6 +102,30 @@ MODEL_CLASSES = {
     "change_detection": SpectralGPTForChangeDetection,
 }
 DENSE_KINDS = {"segmentation", "change_detection"}
+# The image processor saved beside a converted model of a kind whose inputs are not the 12 Sentinel-2 bands that
+# SpectralGPTImageProcessor takes by default: SegMunich's 12 channels are its 10 bands and their mean twice.
+KIND_IMAGE_PROCESSORS = {"segmentation": SpectralGPTImageProcessor.for_segmunich}
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """One of the authors' published files: what it converts to and the preprocessing it was trained with."""
+
+    kind: str
+    image_processor: Callable[[], SpectralGPTImageProcessor]
+
+    @property
+    def model_class(self) -> type[SpectralGPTPreTrainedModel]:
+        return MODEL_CLASSES[self.kind]
+
+
+# The authors' published files, by file name.
+PUBLISHED_CHECKPOINTS = {
+    "SpectralGPT.pth": PublishedCheckpoint("pretrain", SpectralGPTImageProcessor.for_pretraining),
+    "SpectralGPT+.pth": PublishedCheckpoint("pretrain", SpectralGPTImageProcessor.for_pretraining),
+    "model_3con_loss_51_0.pth": PublishedCheckpoint("segmentation", KIND_IMAGE_PROCESSORS["segmentation"]),
+    "spectralGPT+_54_28.pth": PublishedCheckpoint("change_detection", SpectralGPTImageProcessor.for_oscd),
+}
 # Heads per width of the paper's models: attention heads are not recorded in the tensors.
 HEADS_BY_HIDDEN_SIZE = {variant["hidden_size"]: variant["num_attention_heads"] for variant in VARIANTS.values()}
 
@@ -350,8 +376,7 @@ def convert_original_checkpoint(
     if output_dir is not None:
         with atomic_folder(output_dir) as staging:
             model.save_pretrained(staging)
-            if kind == "segmentation":
-                # SegMunich's 12 channels are 10 bands and their mean twice, not the 12 Sentinel-2 bands the other
-                # models take: its image processor builds them, for whole-scene inference among others.
-                SpectralGPTImageProcessor.for_segmunich().save_pretrained(staging)
+            if kind in KIND_IMAGE_PROCESSORS:
+                # The processor builds the model's channels, for whole-scene inference among others.
+                KIND_IMAGE_PROCESSORS[kind]().save_pretrained(staging)
     return model

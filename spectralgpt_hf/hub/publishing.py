@@ -24,10 +24,11 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard
 from transformers.dynamic_module_utils import custom_object_save
 
 from ..auto import AUTO_CLASSES
-from ..loading import load_model
+from ..convert_original_checkpoint import PUBLISHED_CHECKPOINTS
 from ..image_processing_spectralgpt import SpectralGPTImageProcessor
-from .cards import PUBLISHED_MODELS, published_model_for_checkpoint, trained_model_card
+from ..loading import load_model
 from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
+from .cards import published_model_for_checkpoint, trained_model_card
 
 
 def class_reference(cls: type) -> str:
@@ -161,24 +162,24 @@ def push_converted_checkpoint(
     that model's card and the image processor reproducing its preprocessing. `base_model` defaults to the base
     model's name in `repo_id`'s namespace (e.g. `<namespace>/spectralgpt-plus` for the SegMunich model).
     """
-    published = published_model_for_checkpoint(checkpoint)
-    if published is None:
+    name = Path(checkpoint).name
+    if name not in PUBLISHED_CHECKPOINTS:
         raise ValueError(
-            f"{Path(checkpoint).name} is none of the published files "
-            f"({', '.join(model.checkpoint for model in PUBLISHED_MODELS.values())}), so its card and preprocessing "
-            "are unknown. Save the image processor it expects beside the converted folder and run "
+            f"{name} is none of the published files ({', '.join(PUBLISHED_CHECKPOINTS)}), so its card and "
+            "preprocessing are unknown. Save the image processor it expects beside the converted folder and run "
             "`spectralgpt-hf publish`."
         )
-    if type(model).__name__ != published.model_class:
+    published = PUBLISHED_CHECKPOINTS[name]
+    if type(model) is not published.model_class:
         raise ValueError(
-            f"{published.checkpoint} should convert to {published.model_class}, got {type(model).__name__}: the file "
-            "is not the published one. Upload it with `spectralgpt-hf publish` and a card of its own."
+            f"{name} should convert to {published.model_class.__name__}, got {type(model).__name__}: the file is "
+            "not the published one. Upload it with `spectralgpt-hf publish` and a card of its own."
         )
     return push_to_hub(
         model,
         repo_id,
         image_processor=published.image_processor(),
-        model_card=published.card(repo_id, base_model),
+        model_card=published_model_for_checkpoint(name).card(repo_id, base_model),
         private=private,
         token=token,
     )

@@ -5,7 +5,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from huggingface_hub import ModelCard
+
+import spectralgpt_hf.hub
 
 from spectralgpt_hf import (
     SENTINEL2_BANDS,
@@ -14,16 +17,18 @@ from spectralgpt_hf import (
     SpectralGPTForSemanticSegmentation,
     SpectralGPTImageProcessor,
 )
+from spectralgpt_hf.convert_original_checkpoint import KIND_IMAGE_PROCESSORS, MODEL_CLASSES, PUBLISHED_CHECKPOINTS
 from spectralgpt_hf.hub.cards import (
     DEFAULT_NAMESPACE,
     PUBLISHED_MODELS,
     TAGS,
+    TEMPLATE,
     published_model_for_checkpoint,
     trained_model_card,
     write_published_cards,
 )
 
-CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+CARDS_DIR = Path(__file__).resolve().parents[2] / "model_cards"
 SECTIONS = ["Inputs", "How to use", "Fine-tuning", "Reported results", "Known limits", "License", "Citation"]
 PIPELINE_TAGS = {"image-feature-extraction", "image-classification", "image-segmentation"}
 
@@ -122,3 +127,67 @@ def test_trained_card_of_a_segmunich_model_describes_its_band_mean_channels():
     assert "the bands `B01` `B02` `B03` `B04` `B05` `B06` `B07` `B8A` `B11` `B12`, then their per-pixel mean 2" in text
     assert "image: a (10, 128, 128) array" in text and "spectralgpt-hf predict --model me/seg" in text
     assert "image: a (12, 128, 128) array" in trained_model_card(model, "me/seg").text
+
+
+# Paragraphs written once in the template: the lead of the pretrained cards, and those of every card.
+PRETRAINED_LEAD = "SpectralGPT is a spectral remote-sensing foundation model: a ViT-Base encoder over 3D tokens"
+PRETRAINED_LIMIT = "The authors' BigEarthNet score is a per-batch micro average precision averaged over batches"
+EVERY_CARD = ["This is not legal advice.", "@article{hong2024spectralgpt,", "Map bands by name", "Without `spectralgpt_hf`"]
+
+
+def front_matter(text: str) -> dict:
+    match = re.match(r"---\n(.*?)\n---\n", text, flags=re.DOTALL)
+    assert match, "the card does not start with a YAML block"
+    return yaml.safe_load(match[1])
+
+
+def test_template_ships_as_package_data_and_holds_the_shared_paragraphs_once():
+    tomllib = pytest.importorskip("tomllib")
+    package_data = tomllib.loads((CARDS_DIR.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    template = TEMPLATE.relative_to(Path(spectralgpt_hf.hub.__file__).parent)
+    assert any(template.match(pattern) for pattern in package_data["spectralgpt_hf.hub"])
+    source = TEMPLATE.read_text()
+    for paragraph in (PRETRAINED_LEAD, PRETRAINED_LIMIT, *EVERY_CARD):
+        assert source.count(paragraph) == 1, paragraph
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_MODELS))
+def test_published_card_has_the_shared_paragraphs_and_no_template_left(name):
+    text = PUBLISHED_MODELS[name].card(f"{DEFAULT_NAMESPACE}/{name}").text
+    pretrained = PUBLISHED_MODELS[name].kind == "pretrain"
+    assert text.count(PRETRAINED_LEAD) == text.count(PRETRAINED_LIMIT) == int(pretrained)
+    for paragraph in EVERY_CARD:
+        assert paragraph in text, paragraph
+    assert not re.search(r"\{%|%\}|\{#|\{\{ ", text)  # the BibTeX's {{SpectralGPT}} is the only double brace
+    assert "\n\n\n" not in text
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_MODELS))
+def test_published_card_renders_valid_yaml_metadata(name):
+    published = PUBLISHED_MODELS[name]
+    card = published.card(f"{DEFAULT_NAMESPACE}/{name}")
+    metadata = front_matter(str(card))
+    assert metadata == card.data.to_dict()
+    assert metadata["datasets"] == list(published.datasets) and metadata["license_link"] == published.record
+    assert_hub_metadata(metadata)
+
+
+def test_trained_card_renders_valid_yaml_metadata_and_the_shared_paragraphs():
+    config = SpectralGPTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=8)
+    card = trained_model_card(SpectralGPTForSemanticSegmentation(config), "me/seg", "org/base")
+    metadata = front_matter(str(card))
+    assert metadata == card.data.to_dict() and metadata["base_model"] == "org/base"
+    assert_hub_metadata(metadata)
+    for paragraph in EVERY_CARD:
+        assert paragraph in card.text, paragraph
+    assert PRETRAINED_LEAD not in card.text and "## Fine-tuning" not in card.text
+
+
+def test_cards_and_converter_read_one_registry_of_published_files():
+    assert {model.checkpoint for model in PUBLISHED_MODELS.values()} == set(PUBLISHED_CHECKPOINTS)
+    for name, published in PUBLISHED_MODELS.items():
+        checkpoint = PUBLISHED_CHECKPOINTS[published.checkpoint]
+        assert published.model_class == MODEL_CLASSES[checkpoint.kind].__name__ == checkpoint.model_class.__name__
+        assert published.image_processor is checkpoint.image_processor
+    # The converter saves SegMunich's processor beside any segmentation model: the same one the card's model has.
+    assert PUBLISHED_CHECKPOINTS["model_3con_loss_51_0.pth"].image_processor is KIND_IMAGE_PROCESSORS["segmentation"]

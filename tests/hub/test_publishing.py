@@ -136,7 +136,7 @@ def loaded_without_package(prepared):
     """Every class loaded with remote code alone, from the folders and by repo id from the offline Hub cache."""
     root = prepared["root"]
     spec = {
-        "tests": str(Path(__file__).parent),
+        "tests": str(Path(__file__).parents[1]),  # where hub_loading.py is
         "inputs": str(root / "inputs.pt"),
         "output": str(root / "loaded.pt"),
         "runs": {
