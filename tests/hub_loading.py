@@ -1,6 +1,6 @@
 """Loads every SpectralGPT class through transformers' Auto API, as a user of a published repository would, and runs
 it on fixed inputs. Imports neither spectralgpt_hf nor the test packages unless `package` is set, so that
-test_hub.py can also run it in a process where spectralgpt_hf cannot be imported."""
+tests/hub/test_publishing.py can also run it in a process where spectralgpt_hf cannot be imported."""
 
 import types
 from unittest import mock
