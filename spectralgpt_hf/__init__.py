@@ -16,8 +16,8 @@ from .modeling_spectralgpt import (
     SpectralGPTForSemanticSegmentation,
     SpectralGPTModel,
     SpectralGPTPreTrainedModel,
-    upernet_from_pretrained,
 )
+from .upernet import upernet_from_pretrained
 
 register_auto_classes()
 

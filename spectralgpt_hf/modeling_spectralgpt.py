@@ -2,14 +2,12 @@
 """PyTorch SpectralGPT: a ViT over 3D spatial-spectral tokens of multispectral images (Hong et al., TPAMI 2024)."""
 
 import math
-import os
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import UperNetConfig, UperNetForSemanticSegmentation
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.backbone_utils import BackboneMixin, filter_output_hidden_states
@@ -106,44 +104,38 @@ class SpectralGPTPatchEmbeddings(nn.Module):
         return embeddings.flatten(3).permute(0, 2, 3, 1).flatten(1, 2).contiguous()
 
 
-class SpectralGPTPositionEmbeddings(nn.Module):
-    """
-    Learned position tables. "separable" (`config.position_embedding_type`, the pretrained models): one table over
-    spatial positions and one over spectral groups, summed per token. "joint" (the original classification
-    fine-tuning model): one table over all tokens.
+def position_grid_mismatch(trained_grid: tuple[int, int, int], grid: tuple[int, int, int]) -> ValueError:
+    """The error for an input whose token grid is not the one the position tables were trained for."""
+    return ValueError(
+        f"The input gives {grid[0]} spectral groups x {grid[1]} x {grid[2]} patches but the position tables "
+        f"were trained for {trained_grid[0]} x {trained_grid[1]} x {trained_grid[2]}. Pass "
+        "`interpolate_pos_encoding=True` to resize them, or resize the input to the model's image_size "
+        "and band count."
+    )
 
-    With `interpolate=True` a separable spatial table is resized bicubically to another token grid and the spectral
-    table linearly to another number of groups. The original code has neither; both are additions of this port.
+
+class SpectralGPTSeparablePositionEmbeddings(nn.Module):
+    """
+    The pretrained models' learned position tables (`position_embedding_type="separable"`): one over spatial
+    positions and one over spectral groups, summed per token.
+
+    With `interpolate=True` the spatial table is resized bicubically to another token grid and the spectral table
+    linearly to another number of groups. The original code has neither; both are additions of this port.
     """
 
     def __init__(self, config: SpectralGPTConfig, hidden_size: int):
         super().__init__()
         self.grid_size = config.num_patches_per_side
         self.num_groups = config.num_spectral_groups
-        self.is_joint = config.position_embedding_type == "joint"
-        if self.is_joint:
-            self.joint = nn.Parameter(torch.zeros(1, config.num_tokens, hidden_size))
-        else:
-            self.spatial = nn.Parameter(torch.zeros(1, self.grid_size**2, hidden_size))
-            self.spectral = nn.Parameter(torch.zeros(1, self.num_groups, hidden_size))
+        self.spatial = nn.Parameter(torch.zeros(1, self.grid_size**2, hidden_size))
+        self.spectral = nn.Parameter(torch.zeros(1, self.num_groups, hidden_size))
 
     def forward(self, num_groups: int, rows: int, cols: int, interpolate: bool = False) -> torch.Tensor:
         trained_grid = (self.num_groups, self.grid_size, self.grid_size)
         if (num_groups, rows, cols) == trained_grid:
-            return self.joint if self.is_joint else self.combine(self.spatial, self.spectral, rows, cols)
+            return self.combine(self.spatial, self.spectral, rows, cols)
         if not interpolate:
-            raise ValueError(
-                f"The input gives {num_groups} spectral groups x {rows} x {cols} patches but the position tables "
-                f"were trained for {self.num_groups} x {self.grid_size} x {self.grid_size}. Pass "
-                "`interpolate_pos_encoding=True` to resize them, or resize the input to the model's image_size "
-                "and band count."
-            )
-        if self.is_joint:
-            raise ValueError(
-                f"A joint position table (position_embedding_type='joint') covers exactly {self.num_groups} spectral "
-                f"groups x {self.grid_size} x {self.grid_size} patches and cannot be resized to {num_groups} x {rows}"
-                f" x {cols}. Resize the input to the model's image_size and band count."
-            )
+            raise position_grid_mismatch(trained_grid, (num_groups, rows, cols))
         spectral = nn.functional.interpolate(
             self.spectral.transpose(1, 2), size=num_groups, mode="linear", align_corners=False
         ).transpose(1, 2)
@@ -164,6 +156,37 @@ class SpectralGPTPositionEmbeddings(nn.Module):
         return grid.to(table.dtype).permute(0, 2, 3, 1).reshape(1, rows * cols, dim)
 
 
+class SpectralGPTJointPositionEmbeddings(nn.Module):
+    """
+    The original classification fine-tuning model's learned position table (`position_embedding_type="joint"`): one
+    vector per token. It covers exactly the trained token grid and cannot be resized.
+    """
+
+    def __init__(self, config: SpectralGPTConfig, hidden_size: int):
+        super().__init__()
+        self.trained_grid = (config.num_spectral_groups, config.num_patches_per_side, config.num_patches_per_side)
+        self.joint = nn.Parameter(torch.zeros(1, config.num_tokens, hidden_size))
+
+    def forward(self, num_groups: int, rows: int, cols: int, interpolate: bool = False) -> torch.Tensor:
+        if (num_groups, rows, cols) == self.trained_grid:
+            return self.joint
+        if not interpolate:
+            raise position_grid_mismatch(self.trained_grid, (num_groups, rows, cols))
+        groups, grid_rows, grid_cols = self.trained_grid
+        raise ValueError(
+            f"A joint position table (position_embedding_type='joint') covers exactly {groups} spectral "
+            f"groups x {grid_rows} x {grid_cols} patches and cannot be resized to {num_groups} x {rows}"
+            f" x {cols}. Resize the input to the model's image_size and band count."
+        )
+
+
+# position_embedding_type -> the class of its tables
+POSITION_EMBEDDINGS = {
+    "separable": SpectralGPTSeparablePositionEmbeddings,
+    "joint": SpectralGPTJointPositionEmbeddings,
+}
+
+
 class SpectralGPTEmbeddings(nn.Module):
     """Tokenizer plus position tables."""
 
@@ -171,7 +194,7 @@ class SpectralGPTEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.patch_embeddings = SpectralGPTPatchEmbeddings(config)
-        self.position_embeddings = SpectralGPTPositionEmbeddings(config, config.hidden_size)
+        self.position_embeddings = POSITION_EMBEDDINGS[config.position_embedding_type](config, config.hidden_size)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         embeddings = self.patch_embeddings(pixel_values)
@@ -285,6 +308,213 @@ class SpectralGPTLayer(GradientCheckpointingLayer):
         return hidden_states + self.drop_path(self.mlp(self.layernorm_after(hidden_states)))
 
 
+def drop_path_rates(config: SpectralGPTConfig) -> list[float]:
+    """Stochastic depth growing linearly from 0 at the first block to `drop_path_rate` at the last."""
+    if config.num_hidden_layers == 1:
+        return [float(config.drop_path_rate)]
+    step = config.drop_path_rate / (config.num_hidden_layers - 1)
+    return [step * index for index in range(config.num_hidden_layers)]
+
+
+class SpectralGPTDecoder(nn.Module):
+    """Masked-autoencoder decoder: fills removed tokens with a learned mask token and predicts every token's pixels."""
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        self.config = config
+        decoder_config = deepcopy(config)
+        decoder_config.hidden_size = config.decoder_hidden_size
+        decoder_config.num_hidden_layers = config.decoder_num_hidden_layers
+        decoder_config.num_attention_heads = config.decoder_num_attention_heads
+        decoder_config.intermediate_size = config.decoder_intermediate_size
+        self.decoder_embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        position_embeddings_class = POSITION_EMBEDDINGS[config.position_embedding_type]
+        self.position_embeddings = position_embeddings_class(config, config.decoder_hidden_size)
+        self.layers = nn.ModuleList([SpectralGPTLayer(decoder_config) for _ in range(config.decoder_num_hidden_layers)])
+        self.layernorm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
+        self.prediction = nn.Linear(
+            config.decoder_hidden_size, config.spectral_patch_size * config.patch_size**2, bias=True
+        )
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        ids_restore: torch.LongTensor,
+        grid: tuple[int, int, int],
+        interpolate_pos_encoding: bool = False,
+    ) -> torch.Tensor:
+        hidden_states = self.decoder_embed(hidden_states)
+        batch_size, num_visible, dim = hidden_states.shape
+        mask_tokens = self.mask_token.expand(batch_size, ids_restore.shape[1] - num_visible, dim)
+        hidden_states = torch.cat([hidden_states, mask_tokens], dim=1)
+        hidden_states = torch.gather(hidden_states, dim=1, index=ids_restore.unsqueeze(-1).expand(-1, -1, dim))
+        hidden_states = hidden_states + self.position_embeddings(*grid, interpolate=interpolate_pos_encoding)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        return self.prediction(self.layernorm(hidden_states))
+
+
+def resize_aligned(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize with align_corners=True, as everywhere in the original segmentation head."""
+    if features.shape[-2:] == tuple(size):
+        return features
+    return nn.functional.interpolate(features, size=size, mode="bilinear", align_corners=True)
+
+
+class SpectralGPTSpectralFusion(nn.Module):
+    """Learned weighted sum (with bias) over the spectral groups: (B, groups * rows * cols, D) -> (B, D, rows, cols)."""
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(1, config.num_spectral_groups))
+        self.bias = nn.Parameter(torch.empty(1))
+
+    def forward(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        groups, rows, cols = grid
+        if groups != self.weight.shape[1]:
+            raise ValueError(
+                f"The input has {groups} spectral groups but the spectral fusion was built for {self.weight.shape[1]}"
+                " (num_bands / spectral_patch_size); give the model the band count it was built for."
+            )
+        batch_size, _, dim = tokens.shape
+        tokens = tokens.reshape(batch_size, groups, rows, cols, dim).permute(0, 4, 2, 3, 1)
+        return nn.functional.linear(tokens, self.weight, self.bias).squeeze(-1)
+
+
+class SpectralGPTConvBlock(nn.Module):
+    """1x1 convolution, GroupNorm and GELU, then an optional transposed convolution that upsamples, then dropout."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        num_groups: int,
+        dropout_prob: float,
+        upsampling_factor: int = 1,
+        out_channels: int | None = None,
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, hidden_channels, kernel_size=1)
+        self.norm = nn.GroupNorm(num_groups, hidden_channels)
+        self.activation = nn.GELU()
+        self.upsample = (
+            nn.ConvTranspose2d(hidden_channels, out_channels, kernel_size=upsampling_factor, stride=upsampling_factor)
+            if upsampling_factor > 1
+            else nn.Identity()
+        )
+        self.dropout = nn.Dropout(dropout_prob)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.upsample(self.activation(self.norm(self.conv(features)))))
+
+
+class SpectralGPTNeck(nn.Module):
+    """
+    One feature map in, `len(config.neck_hidden_sizes)` maps out, finest first: level i is upsampled
+    2**(levels - 1 - i) times (x8, x4, x2, x1 for the original four levels).
+    """
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        num_levels = len(config.neck_hidden_sizes)
+        self.levels = nn.ModuleList(
+            SpectralGPTConvBlock(
+                config.hidden_size,
+                intermediate_size,
+                config.neck_norm_groups,
+                config.neck_dropout_prob,
+                upsampling_factor=2 ** (num_levels - 1 - index),
+                out_channels=hidden_size,
+            )
+            for index, (intermediate_size, hidden_size) in enumerate(
+                zip(config.neck_intermediate_sizes, config.neck_hidden_sizes)
+            )
+        )
+
+    def forward(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
+        return [level(feature_map) for level in self.levels]
+
+
+class SpectralGPTPyramidPooling(nn.Module):
+    """
+    Pyramid pooling on the coarsest map: adaptive max pooling to each of `config.pool_scales`, a 1x1 convolution,
+    upsampling back; the pooled maps and the input are concatenated and fused.
+    """
+
+    def __init__(self, config: SpectralGPTConfig, in_channels: int):
+        super().__init__()
+        hidden_size = config.decode_head_hidden_size
+        self.pool_scales = config.pool_scales
+        self.projections = nn.ModuleList(nn.Conv2d(in_channels, hidden_size, kernel_size=1) for _ in self.pool_scales)
+        self.bottleneck = SpectralGPTConvBlock(
+            in_channels + len(self.pool_scales) * hidden_size,
+            hidden_size,
+            config.decode_head_norm_groups,
+            config.pyramid_pooling_dropout_prob,
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        size = features.shape[-2:]
+        pooled = [
+            resize_aligned(projection(nn.functional.adaptive_max_pool2d(features, scale)), size)
+            for scale, projection in zip(self.pool_scales, self.projections)
+        ]
+        return self.bottleneck(torch.cat([*pooled, features], dim=1))
+
+
+class SpectralGPTDecodeHead(nn.Module):
+    """
+    The original segmentation and change-detection decoder: pyramid pooling on the coarsest neck map, a top-down
+    path adding each finer map (lateral block) and refining the sum (output block), all levels upsampled to the
+    finest, concatenated and fused, then a 3x3 convolution to one score per class.
+    """
+
+    def __init__(self, config: SpectralGPTConfig):
+        super().__init__()
+        hidden_size, groups = config.decode_head_hidden_size, config.decode_head_norm_groups
+        dropout = config.decode_head_dropout_prob
+        *finer_sizes, coarsest_size = config.neck_hidden_sizes
+        self.pyramid_pooling = SpectralGPTPyramidPooling(config, coarsest_size)
+        self.pooling_projection = nn.Conv2d(hidden_size, hidden_size, kernel_size=1)
+        self.lateral_blocks = nn.ModuleList(
+            SpectralGPTConvBlock(size, hidden_size, groups, dropout) for size in finer_sizes
+        )
+        self.output_blocks = nn.ModuleList(
+            SpectralGPTConvBlock(hidden_size, hidden_size, groups, dropout) for _ in finer_sizes
+        )
+        self.fusion = SpectralGPTConvBlock(hidden_size * len(config.neck_hidden_sizes), hidden_size, groups, dropout)
+        self.classifier = nn.Conv2d(hidden_size, config.num_labels, kernel_size=3, padding=1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        level_outputs = [self.pyramid_pooling(features[-1])]
+        # A 1x1 convolution commutes with the aligned bilinear upsampling: it runs at the coarse size.
+        hidden_states = self.pooling_projection(level_outputs[0])
+        for level in reversed(range(len(features) - 1)):
+            hidden_states = resize_aligned(hidden_states, features[level].shape[-2:])
+            hidden_states = self.output_blocks[level](hidden_states + self.lateral_blocks[level](features[level]))
+            level_outputs.append(hidden_states)
+        finest_size = features[0].shape[-2:]
+        fused = self.fusion(torch.cat([resize_aligned(output, finest_size) for output in level_outputs], dim=1))
+        return self.classifier(fused)
+
+
+def resize_to_input(logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The decoder's finest level is at pixel resolution for 8-pixel patches; other patch sizes are resized."""
+    if logits.shape[-2:] == pixel_values.shape[-2:]:
+        return logits
+    return nn.functional.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def resample(feature_map: torch.Tensor, scale: float) -> torch.Tensor:
+    """Parameter-free resampling by a power of two: bilinear upsampling, or max pooling to go down."""
+    if scale > 1:
+        return nn.functional.interpolate(feature_map, scale_factor=scale, mode="bilinear", align_corners=False)
+    if scale < 1:
+        return nn.functional.max_pool2d(feature_map, kernel_size=round(1 / scale))
+    return feature_map
+
+
 class SpectralGPTPreTrainedModel(PreTrainedModel):
     config: SpectralGPTConfig
     base_model_prefix = "spectralgpt"
@@ -296,6 +526,7 @@ class SpectralGPTPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
     _can_record_outputs = {"hidden_states": SpectralGPTLayer, "attentions": SpectralGPTAttention}
     _input_embed_layer = "patch_embeddings"
 
@@ -315,12 +546,11 @@ class SpectralGPTPreTrainedModel(PreTrainedModel):
             bound = math.sqrt(6.0 / (fan_in + fan_out))
             init.uniform_(module.weight, -bound, bound)
             init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
-        elif isinstance(module, SpectralGPTPositionEmbeddings):
-            if module.is_joint:
-                init.zeros_(module.joint)  # as the original classification model
-            else:
-                init.trunc_normal_(module.spatial, std=self.config.initializer_range)
-                init.trunc_normal_(module.spectral, std=self.config.initializer_range)
+        elif isinstance(module, SpectralGPTSeparablePositionEmbeddings):
+            init.trunc_normal_(module.spatial, std=self.config.initializer_range)
+            init.trunc_normal_(module.spectral, std=self.config.initializer_range)
+        elif isinstance(module, SpectralGPTJointPositionEmbeddings):
+            init.zeros_(module.joint)  # as the original classification model
         elif isinstance(module, SpectralGPTDecoder):
             init.normal_(module.mask_token, std=self.config.initializer_range)
         elif isinstance(module, SpectralGPTSpectralFusion):
@@ -329,14 +559,6 @@ class SpectralGPTPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         else:
             super()._init_weights(module)
-
-
-def drop_path_rates(config: SpectralGPTConfig) -> list[float]:
-    """Stochastic depth growing linearly from 0 at the first block to `drop_path_rate` at the last."""
-    if config.num_hidden_layers == 1:
-        return [float(config.drop_path_rate)]
-    step = config.drop_path_rate / (config.num_hidden_layers - 1)
-    return [step * index for index in range(config.num_hidden_layers)]
 
 
 class SpectralGPTModel(SpectralGPTPreTrainedModel):
@@ -395,44 +617,6 @@ class SpectralGPTModel(SpectralGPTPreTrainedModel):
             last_hidden_state=self.layernorm(hidden_states),
             pooler_output=self.layernorm(pooled_tokens.mean(dim=1)),
         )
-
-
-class SpectralGPTDecoder(nn.Module):
-    """Masked-autoencoder decoder: fills removed tokens with a learned mask token and predicts every token's pixels."""
-
-    def __init__(self, config: SpectralGPTConfig):
-        super().__init__()
-        self.config = config
-        decoder_config = deepcopy(config)
-        decoder_config.hidden_size = config.decoder_hidden_size
-        decoder_config.num_hidden_layers = config.decoder_num_hidden_layers
-        decoder_config.num_attention_heads = config.decoder_num_attention_heads
-        decoder_config.intermediate_size = config.decoder_intermediate_size
-        self.decoder_embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
-        self.position_embeddings = SpectralGPTPositionEmbeddings(config, config.decoder_hidden_size)
-        self.layers = nn.ModuleList([SpectralGPTLayer(decoder_config) for _ in range(config.decoder_num_hidden_layers)])
-        self.layernorm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
-        self.prediction = nn.Linear(
-            config.decoder_hidden_size, config.spectral_patch_size * config.patch_size**2, bias=True
-        )
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        ids_restore: torch.LongTensor,
-        grid: tuple[int, int, int],
-        interpolate_pos_encoding: bool = False,
-    ) -> torch.Tensor:
-        hidden_states = self.decoder_embed(hidden_states)
-        batch_size, num_visible, dim = hidden_states.shape
-        mask_tokens = self.mask_token.expand(batch_size, ids_restore.shape[1] - num_visible, dim)
-        hidden_states = torch.cat([hidden_states, mask_tokens], dim=1)
-        hidden_states = torch.gather(hidden_states, dim=1, index=ids_restore.unsqueeze(-1).expand(-1, -1, dim))
-        hidden_states = hidden_states + self.position_embeddings(*grid, interpolate=interpolate_pos_encoding)
-        for layer in self.layers:
-            hidden_states = layer(hidden_states)
-        return self.prediction(self.layernorm(hidden_states))
 
 
 class SpectralGPTForPreTraining(SpectralGPTPreTrainedModel):
@@ -613,157 +797,6 @@ class SpectralGPTForImageClassification(SpectralGPTPreTrainedModel):
         )
 
 
-def resize_aligned(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize with align_corners=True, as everywhere in the original segmentation head."""
-    if features.shape[-2:] == tuple(size):
-        return features
-    return nn.functional.interpolate(features, size=size, mode="bilinear", align_corners=True)
-
-
-class SpectralGPTSpectralFusion(nn.Module):
-    """Learned weighted sum (with bias) over the spectral groups: (B, groups * rows * cols, D) -> (B, D, rows, cols)."""
-
-    def __init__(self, config: SpectralGPTConfig):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(1, config.num_spectral_groups))
-        self.bias = nn.Parameter(torch.empty(1))
-
-    def forward(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        groups, rows, cols = grid
-        if groups != self.weight.shape[1]:
-            raise ValueError(
-                f"The input has {groups} spectral groups but the spectral fusion was built for {self.weight.shape[1]}"
-                " (num_bands / spectral_patch_size); give the model the band count it was built for."
-            )
-        batch_size, _, dim = tokens.shape
-        tokens = tokens.reshape(batch_size, groups, rows, cols, dim).permute(0, 4, 2, 3, 1)
-        return nn.functional.linear(tokens, self.weight, self.bias).squeeze(-1)
-
-
-class SpectralGPTConvBlock(nn.Module):
-    """1x1 convolution, GroupNorm and GELU, then an optional transposed convolution that upsamples, then dropout."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        hidden_channels: int,
-        num_groups: int,
-        dropout_prob: float,
-        upsampling_factor: int = 1,
-        out_channels: int | None = None,
-    ):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, hidden_channels, kernel_size=1)
-        self.norm = nn.GroupNorm(num_groups, hidden_channels)
-        self.activation = nn.GELU()
-        self.upsample = (
-            nn.ConvTranspose2d(hidden_channels, out_channels, kernel_size=upsampling_factor, stride=upsampling_factor)
-            if upsampling_factor > 1
-            else nn.Identity()
-        )
-        self.dropout = nn.Dropout(dropout_prob)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.upsample(self.activation(self.norm(self.conv(features)))))
-
-
-class SpectralGPTNeck(nn.Module):
-    """
-    One feature map in, `len(config.neck_hidden_sizes)` maps out, finest first: level i is upsampled
-    2**(levels - 1 - i) times (x8, x4, x2, x1 for the original four levels).
-    """
-
-    def __init__(self, config: SpectralGPTConfig):
-        super().__init__()
-        num_levels = len(config.neck_hidden_sizes)
-        self.levels = nn.ModuleList(
-            SpectralGPTConvBlock(
-                config.hidden_size,
-                intermediate_size,
-                config.neck_norm_groups,
-                config.neck_dropout_prob,
-                upsampling_factor=2 ** (num_levels - 1 - index),
-                out_channels=hidden_size,
-            )
-            for index, (intermediate_size, hidden_size) in enumerate(
-                zip(config.neck_intermediate_sizes, config.neck_hidden_sizes)
-            )
-        )
-
-    def forward(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
-        return [level(feature_map) for level in self.levels]
-
-
-class SpectralGPTPyramidPooling(nn.Module):
-    """
-    Pyramid pooling on the coarsest map: adaptive max pooling to each of `config.pool_scales`, a 1x1 convolution,
-    upsampling back; the pooled maps and the input are concatenated and fused.
-    """
-
-    def __init__(self, config: SpectralGPTConfig, in_channels: int):
-        super().__init__()
-        hidden_size = config.decode_head_hidden_size
-        self.pool_scales = config.pool_scales
-        self.projections = nn.ModuleList(nn.Conv2d(in_channels, hidden_size, kernel_size=1) for _ in self.pool_scales)
-        self.bottleneck = SpectralGPTConvBlock(
-            in_channels + len(self.pool_scales) * hidden_size,
-            hidden_size,
-            config.decode_head_norm_groups,
-            config.pyramid_pooling_dropout_prob,
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        size = features.shape[-2:]
-        pooled = [
-            resize_aligned(projection(nn.functional.adaptive_max_pool2d(features, scale)), size)
-            for scale, projection in zip(self.pool_scales, self.projections)
-        ]
-        return self.bottleneck(torch.cat([*pooled, features], dim=1))
-
-
-class SpectralGPTDecodeHead(nn.Module):
-    """
-    The original segmentation and change-detection decoder: pyramid pooling on the coarsest neck map, a top-down
-    path adding each finer map (lateral block) and refining the sum (output block), all levels upsampled to the
-    finest, concatenated and fused, then a 3x3 convolution to one score per class.
-    """
-
-    def __init__(self, config: SpectralGPTConfig):
-        super().__init__()
-        hidden_size, groups = config.decode_head_hidden_size, config.decode_head_norm_groups
-        dropout = config.decode_head_dropout_prob
-        *finer_sizes, coarsest_size = config.neck_hidden_sizes
-        self.pyramid_pooling = SpectralGPTPyramidPooling(config, coarsest_size)
-        self.pooling_projection = nn.Conv2d(hidden_size, hidden_size, kernel_size=1)
-        self.lateral_blocks = nn.ModuleList(
-            SpectralGPTConvBlock(size, hidden_size, groups, dropout) for size in finer_sizes
-        )
-        self.output_blocks = nn.ModuleList(
-            SpectralGPTConvBlock(hidden_size, hidden_size, groups, dropout) for _ in finer_sizes
-        )
-        self.fusion = SpectralGPTConvBlock(hidden_size * len(config.neck_hidden_sizes), hidden_size, groups, dropout)
-        self.classifier = nn.Conv2d(hidden_size, config.num_labels, kernel_size=3, padding=1)
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        level_outputs = [self.pyramid_pooling(features[-1])]
-        # A 1x1 convolution commutes with the aligned bilinear upsampling: it runs at the coarse size.
-        hidden_states = self.pooling_projection(level_outputs[0])
-        for level in reversed(range(len(features) - 1)):
-            hidden_states = resize_aligned(hidden_states, features[level].shape[-2:])
-            hidden_states = self.output_blocks[level](hidden_states + self.lateral_blocks[level](features[level]))
-            level_outputs.append(hidden_states)
-        finest_size = features[0].shape[-2:]
-        fused = self.fusion(torch.cat([resize_aligned(output, finest_size) for output in level_outputs], dim=1))
-        return self.classifier(fused)
-
-
-def resize_to_input(logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
-    """The decoder's finest level is at pixel resolution for 8-pixel patches; other patch sizes are resized."""
-    if logits.shape[-2:] == pixel_values.shape[-2:]:
-        return logits
-    return nn.functional.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
-
-
 class SpectralGPTDensePredictionModel(SpectralGPTPreTrainedModel):
     """
     What the segmentation and change-detection models share: the encoder without its final LayerNorm (they read the
@@ -884,15 +917,6 @@ class SpectralGPTForChangeDetection(SpectralGPTDensePredictionModel):
         )
 
 
-def resample(feature_map: torch.Tensor, scale: float) -> torch.Tensor:
-    """Parameter-free resampling by a power of two: bilinear upsampling, or max pooling to go down."""
-    if scale > 1:
-        return nn.functional.interpolate(feature_map, scale_factor=scale, mode="bilinear", align_corners=False)
-    if scale < 1:
-        return nn.functional.max_pool2d(feature_map, kernel_size=round(1 / scale))
-    return feature_map
-
-
 class SpectralGPTBackbone(BackboneMixin, SpectralGPTPreTrainedModel):
     """
     The encoder as a backbone of 4D feature maps, e.g. for [`transformers.UperNetForSemanticSegmentation`]. Stage
@@ -949,43 +973,6 @@ class SpectralGPTBackbone(BackboneMixin, SpectralGPTPreTrainedModel):
         )
 
 
-def upernet_from_pretrained(
-    checkpoint_dir: str | os.PathLike,
-    num_labels: int,
-    out_indices: list[int] | tuple[int, ...] = (4, 6, 8, 12),
-    backbone_kwargs: dict | None = None,
-    **upernet_kwargs,
-) -> UperNetForSemanticSegmentation:
-    """
-    A transformers UperNet whose backbone is a pretrained SpectralGPT encoder (UperNet itself only builds randomly
-    initialised backbones). The decoder is new.
-
-    Args:
-        checkpoint_dir: a `save_pretrained` folder of any SpectralGPT model with the encoder (pretraining,
-            classification, segmentation, ...).
-        num_labels: classes of the segmentation.
-        out_indices: encoder blocks whose outputs feed UperNet; the default taps blocks 4, 6, 8 and 12 of the base
-            model (3, 5, 7, 11 counting from 0), as other SpectralGPT benchmarks do.
-        backbone_kwargs: configuration overrides for the backbone, e.g. `{"drop_path_rate": 0.1}`.
-        upernet_kwargs: [`transformers.UperNetConfig`] fields, e.g. `hidden_size=512`, `use_auxiliary_head=False`.
-
-    Raises:
-        ValueError: the folder lacks some encoder weight.
-    """
-    backbone, loading_info = SpectralGPTBackbone.from_pretrained(
-        checkpoint_dir, out_indices=list(out_indices), output_loading_info=True, **(backbone_kwargs or {})
-    )
-    if loading_info["missing_keys"]:
-        raise ValueError(
-            f"{checkpoint_dir} lacks encoder weights {sorted(loading_info['missing_keys'])}; give a folder of a "
-            "SpectralGPT model that holds the encoder (e.g. a converted SpectralGPT+.pth)."
-        )
-    config = UperNetConfig(backbone_config=backbone.config, num_labels=num_labels, **upernet_kwargs)
-    model = UperNetForSemanticSegmentation(config)
-    model.backbone.load_state_dict(backbone.state_dict())
-    return model
-
-
 __all__ = [
     "SpectralGPTBackbone",
     "SpectralGPTForChangeDetection",
@@ -994,5 +981,4 @@ __all__ = [
     "SpectralGPTForSemanticSegmentation",
     "SpectralGPTModel",
     "SpectralGPTPreTrainedModel",
-    "upernet_from_pretrained",
 ]

@@ -15,6 +15,7 @@ from transformers import (
     UperNetForSemanticSegmentation,
 )
 
+from conftest import tiny_config
 from spectralgpt_hf import (
     CheckpointConversionError,
     SpectralGPTBackbone,
@@ -28,31 +29,6 @@ from spectralgpt_hf import (
     convert_original_checkpoint,
     upernet_from_pretrained,
 )
-
-# 6 bands of 3 = 2 spectral groups; 32 px of 8 = a 4 x 4 grid; neck maps 32, 16, 8 and 4 px.
-TINY = dict(
-    image_size=32,
-    patch_size=8,
-    num_bands=6,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    decoder_hidden_size=16,
-    decoder_num_hidden_layers=1,
-    decoder_num_attention_heads=2,
-    decoder_intermediate_size=20,
-    neck_intermediate_sizes=[8, 8, 16, 16],
-    neck_hidden_sizes=[4, 8, 16, 16],
-    neck_norm_groups=4,
-    decode_head_hidden_size=8,
-    decode_head_norm_groups=4,
-)
-
-
-def tiny_config(**kwargs) -> SpectralGPTConfig:
-    return SpectralGPTConfig(**{**TINY, **kwargs})
-
 
 def pixels(batch=2, bands=6, size=32, seed=0):
     return torch.rand(batch, bands, size, size, generator=torch.Generator().manual_seed(seed))

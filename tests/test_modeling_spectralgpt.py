@@ -1,31 +1,23 @@
 """Unit tests of the encoder and the masked-autoencoder pretraining model, on tiny configurations."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 from transformers import AutoModel, AutoModelForPreTraining
 
+from conftest import tiny_config as shared_tiny_config
 from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining, SpectralGPTModel
 
 
+# The shared tiny model on 16 px of 4: the same 2 x 4 x 4 token grid, a quarter of the tokens kept.
+ENCODER_TEST_SIZES = dict(image_size=16, patch_size=4, mask_ratio=0.75)
+
+
 def tiny_config(**kwargs) -> SpectralGPTConfig:
-    defaults = dict(
-        image_size=16,
-        patch_size=4,
-        num_bands=6,
-        band_names=None,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        decoder_hidden_size=16,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=32,
-        mask_ratio=0.75,
-    )
-    return SpectralGPTConfig(**{**defaults, **kwargs})
+    return shared_tiny_config(**{**ENCODER_TEST_SIZES, **kwargs})
 
 
 def pixels(batch=2, bands=6, size=16, seed=0):
@@ -262,3 +254,73 @@ def test_loading_a_pretraining_head_from_an_encoder_initialises_the_decoder(tmp_
 
 def test_trainer_does_not_pass_item_counts_to_the_pretraining_loss():
     assert SpectralGPTForPreTraining.accepts_loss_kwargs is False
+
+
+def test_encoder_compiles_with_fullgraph_and_matches_eager():
+    """`_can_compile_fullgraph`: the forward traces as one graph. aot_eager checks the tracing without inductor's
+    C++ code generation, which would make this test slow."""
+    assert SpectralGPTModel._can_compile_fullgraph
+    model = build(SpectralGPTModel)
+    with torch.no_grad():
+        eager = model(pixels())
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")(pixels())
+    torch.testing.assert_close(compiled.last_hidden_state, eager.last_hidden_state)
+    torch.testing.assert_close(compiled.pooler_output, eager.pooler_output)
+
+
+HEAVY_IMPORT_CHECK = """
+import ast, sys, tempfile
+from pathlib import Path
+
+import spectralgpt_hf
+from spectralgpt_hf import SpectralGPTConfig, SpectralGPTModel
+from transformers import AutoModel
+
+HEAVY = {"rasterio", "datasets", "accelerate", "pyarrow", "tensorboardX"}
+
+
+def top_level_imports(path):
+    for node in ast.parse(Path(path).read_text()).body:
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node.module.split(".")[0]
+
+
+def check():
+    # transformers itself imports accelerate whenever it is installed (transformers.integrations.accelerate, through
+    # modeling_utils): only rasterio and datasets are checked in sys.modules, accelerate in our own sources.
+    assert not {"rasterio", "datasets"} & set(sys.modules), sorted({"rasterio", "datasets"} & set(sys.modules))
+    for name, module in list(sys.modules.items()):
+        if name.startswith("spectralgpt_hf") and getattr(module, "__file__", None):
+            heavy = HEAVY & set(top_level_imports(module.__file__))
+            assert not heavy, f"{name} imports {sorted(heavy)} at import time"
+
+
+check()
+folder = tempfile.mkdtemp()
+config = SpectralGPTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=8)
+SpectralGPTModel(config).save_pretrained(folder)
+SpectralGPTModel.from_pretrained(folder)
+AutoModel.from_pretrained(folder)
+check()
+print("ok")
+"""
+
+
+def test_import_and_from_pretrained_need_no_extra():
+    """The core install (no geo or train extra) imports the package and loads a saved model."""
+    result = subprocess.run([sys.executable, "-c", HEAVY_IMPORT_CHECK], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_missing_extra_names_the_pip_command():
+    from spectralgpt_hf.utils.extras import requires_extra
+
+    with pytest.raises(ImportError, match=r"needs the 'geo' extra \(rasterio\).*pip install 'spectralgpt-hf\[geo\]'"):
+        with requires_extra("geo"):
+            import spectralgpt_hf_no_such_module  # noqa: F401
+    with pytest.raises(ValueError, match="Unknown extra"):
+        with requires_extra("gpu"):
+            pass

@@ -58,6 +58,7 @@ from transformers_common_tests.test_backbone_common import BackboneTesterMixin  
 from transformers_common_tests.test_configuration_common import ConfigTester  # noqa: E402
 from transformers_common_tests.test_modeling_common import ModelTesterMixin, floats_tensor  # noqa: E402
 
+from conftest import tiny_config  # noqa: E402
 from spectralgpt_hf import (  # noqa: E402
     SpectralGPTBackbone,
     SpectralGPTConfig,
@@ -88,25 +89,15 @@ class SpectralGPTModelTester:
         self.seq_length = self.num_tokens
 
     def get_config(self):
-        return SpectralGPTConfig(
+        return tiny_config(
             image_size=self.image_size,
             patch_size=self.patch_size,
             num_bands=self.num_bands,
             hidden_size=self.hidden_size,
             num_hidden_layers=self.num_hidden_layers,
             num_attention_heads=self.num_attention_heads,
-            intermediate_size=37,
-            decoder_hidden_size=16,
-            decoder_num_hidden_layers=1,
-            decoder_num_attention_heads=2,
-            decoder_intermediate_size=20,
             mask_ratio=self.mask_ratio,
             num_labels=self.num_labels,
-            neck_intermediate_sizes=[8, 8, 16, 16],
-            neck_hidden_sizes=[4, 8, 16, 16],
-            neck_norm_groups=4,
-            decode_head_hidden_size=8,
-            decode_head_norm_groups=4,
             out_indices=self.out_indices,
         )
 
