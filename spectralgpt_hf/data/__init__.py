@@ -22,6 +22,11 @@ datasets go straight into transformers' `Trainer` with its `default_data_collato
 the transform can read them. `dataset.with_format(None)` shows the stored columns.
 """
 
+from ..utils.extras import requires_extra
+
+with requires_extra("train"):
+    import datasets  # noqa: F401 (the loaders return datasets.Dataset objects)
+
 from .augmentation import RandomFlipsAndRotations, RandomResizedCropAndFlip
 from .bigearthnet import (
     BIGEARTHNET_43_TO_19,

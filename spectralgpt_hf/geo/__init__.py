@@ -1,6 +1,11 @@
 """Geospatial input and output: Sentinel-2 band names (`bands`), scenes read by band name (`reading`) and GeoTIFFs
 written atomically (`writing`)."""
 
+from ..utils.extras import requires_extra
+
+with requires_extra("geo"):
+    import rasterio  # noqa: F401 (every module of this layer reads or writes through it)
+
 from .bands import (
     ALL_SENTINEL2_BANDS,
     DATASET_BAND_ORDERS,
