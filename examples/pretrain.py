@@ -3,7 +3,7 @@
     accelerate launch --config_file examples/accelerate/multi_gpu.yaml examples/pretrain.py \
         --rasters "data/tiles/**/*.tif" --output_dir runs/stage1 --image_size 96 --mixed_precision bf16
 
-`python examples/pretrain.py --help` lists the options (see spectralgpt_hf/pretraining.py).
+`python examples/pretrain.py --help` lists the options (see spectralgpt_hf/training/pretraining/).
 """
 
 import sys

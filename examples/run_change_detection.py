@@ -26,7 +26,11 @@ Defaults are the original recipe's (any option overrides them):
 
 from dataclasses import dataclass, field
 
-from spectralgpt_hf import SpectralGPTForChangeDetection, SpectralGPTImageProcessor
+from spectralgpt_hf import (
+    SpectralGPTForChangeDetection,
+    SpectralGPTImageProcessor,
+    keep_freed_memory_for_reuse,
+)
 from spectralgpt_hf.data import OSCD_ID2LABEL, RandomFlipsAndRotations, load_oscd
 from spectralgpt_hf.loading import load_model
 from spectralgpt_hf.training.metrics import ChangeDetectionMetrics, argmax_logits
@@ -65,6 +69,7 @@ class ChangeDetectionDataArguments(DataArguments):
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
+    keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, ChangeDetectionDataArguments, RECIPE)
     config = load_config(model_args, **MODEL_SETTINGS)
     image_processor = SpectralGPTImageProcessor.for_oscd()

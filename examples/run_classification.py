@@ -31,7 +31,11 @@ table, token 0 left out of the mean). No AMP by default: add --bf16 or --fp16 on
 from dataclasses import dataclass, field
 from typing import Literal
 
-from spectralgpt_hf import SpectralGPTForImageClassification, SpectralGPTImageProcessor
+from spectralgpt_hf import (
+    SpectralGPTForImageClassification,
+    SpectralGPTImageProcessor,
+    keep_freed_memory_for_reuse,
+)
 from spectralgpt_hf.data import (
     BIGEARTHNET_ID2LABEL,
     EUROSAT_ID2LABEL,
@@ -85,6 +89,7 @@ class ClassificationDataArguments(DataArguments):
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
+    keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, ClassificationDataArguments, RECIPE, DATASET_RECIPES)
     load, preset, id2label, problem_type, metrics = DATASETS[data_args.dataset]
     config = load_config(model_args, id2label=id2label, problem_type=problem_type, drop_path_rate=0.2)

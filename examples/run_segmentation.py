@@ -20,7 +20,11 @@ Defaults are the original recipe's (any option overrides them):
 The tiles (128 px) must match the model's image size: start from SpectralGPT+ (128 px), not the 96 px SpectralGPT.
 """
 
-from spectralgpt_hf import SpectralGPTForSemanticSegmentation, SpectralGPTImageProcessor
+from spectralgpt_hf import (
+    SpectralGPTForSemanticSegmentation,
+    SpectralGPTImageProcessor,
+    keep_freed_memory_for_reuse,
+)
 from spectralgpt_hf.data import SEGMUNICH_ID2LABEL, RandomFlipsAndRotations, load_segmunich
 from spectralgpt_hf.loading import load_model
 from spectralgpt_hf.training.metrics import SegmentationMetrics, argmax_logits
@@ -44,6 +48,7 @@ RECIPE = {
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
+    keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, DataArguments, RECIPE)
     config = load_config(model_args, id2label=SEGMUNICH_ID2LABEL, drop_path_rate=0.5)
     image_processor = SpectralGPTImageProcessor.for_segmunich()

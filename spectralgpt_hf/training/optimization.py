@@ -1,5 +1,6 @@
-"""Optimiser parameter groups of the original SpectralGPT recipes: layer-wise learning-rate decay for fine-tuning,
-and no weight decay on norms, biases, position tables and the mask token.
+"""Optimiser settings of the original SpectralGPT recipes: the learning rate scaled with the global batch,
+layer-wise learning-rate decay for fine-tuning, and no weight decay on norms, biases, position tables and the mask
+token.
 
 With `Trainer`, layer-wise decay is one argument:
 
@@ -16,11 +17,37 @@ from transformers import Trainer, TrainingArguments
 # Parameters of the encoder's tokenizer and position tables sit below the first block; `layers.i` is block i.
 EMBEDDINGS = re.compile(r"(^|\.)spectralgpt\.embeddings\.")
 BLOCK = re.compile(r"(^|\.)spectralgpt\.layers\.(\d+)\.")
+# The global batch at which `base_learning_rate` is the learning rate.
+REFERENCE_BATCH_SIZE = 256
+
+
+def global_batch_size(batch_size: int, gradient_accumulation_steps: int, world_size: int) -> int:
+    """Samples per optimiser step: `batch_size` per process and forward pass, over every process and accumulated
+    forward pass."""
+    return batch_size * gradient_accumulation_steps * world_size
+
+
+def scaled_learning_rate(
+    base_learning_rate: float, batch_size: int, gradient_accumulation_steps: int = 1, world_size: int = 1
+) -> float:
+    """The original recipes' learning rate (their `--blr`): `base_learning_rate x global batch / 256`."""
+    global_batch = global_batch_size(batch_size, gradient_accumulation_steps, world_size)
+    return base_learning_rate * global_batch / REFERENCE_BATCH_SIZE
 
 
 def uses_weight_decay(name: str, parameter: torch.nn.Parameter) -> bool:
     """Norm scales, biases, position tables and the mask token are not decayed."""
     return parameter.ndim > 1 and "position_embeddings" not in name and not name.endswith("mask_token")
+
+
+def weight_decay_parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two parameter groups of the trainable parameters: those decayed by `weight_decay`, and the rest
+    (`uses_weight_decay`)."""
+    decayed, not_decayed = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (decayed if uses_weight_decay(name, parameter) else not_decayed).append(parameter)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": not_decayed, "weight_decay": 0.0}]
 
 
 def layer_index(name: str, num_hidden_layers: int) -> int:

@@ -6,13 +6,13 @@
 
 * `base_learning_rate`: when `learning_rate` is None (the classification recipes' default), it becomes
   `base_learning_rate * total batch / 256` (the original's `--blr`; the total batch counts devices and gradient
-  accumulation);
-* `layer_decay`: layer-wise learning-rate decay (`spectralgpt_hf.optimization`);
+  accumulation; `spectralgpt_hf.training.optimization.scaled_learning_rate`, as in pretraining);
+* `layer_decay`: layer-wise learning-rate decay (`spectralgpt_hf.training.optimization`);
 * `epoch_lr_decay`: the learning rate is multiplied by this factor after every epoch (the OSCD recipe's
   `ExponentialLR`), with `lr_scheduler_type="constant"`;
 * `mixup_alpha`, `cutmix_alpha`, `mixup_switch_probability`: batch mixing of single-label training batches
-  (`spectralgpt_hf.training.mixup.MixupCutmix`, the EuroSAT recipe's), with `label_smoothing_factor` folded into the mixed
-  targets.
+  (`spectralgpt_hf.training.mixup.MixupCutmix`, the EuroSAT recipe's), with `label_smoothing_factor` folded into
+  the mixed targets.
 
 `RecipeTrainer` is a `Trainer` that applies all but the first.
 """
@@ -35,9 +35,8 @@ from transformers.trainer_utils import SchedulerType
 from .. import data
 from ..configuration_spectralgpt import SpectralGPTConfig
 from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
-from ..utils.allocator import keep_freed_memory_for_reuse
 from .mixup import MixupCutmix
-from .optimization import layer_decay_optimizer
+from .optimization import layer_decay_optimizer, scaled_learning_rate
 
 
 @dataclass
@@ -112,8 +111,9 @@ class RecipeTrainingArguments(TrainingArguments):
         if self.learning_rate is None:
             if self.base_learning_rate is None:
                 raise ValueError("Give learning_rate, or base_learning_rate to scale it with the total batch size.")
-            total_batch = self.train_batch_size * self.gradient_accumulation_steps * self.world_size
-            self.learning_rate = self.base_learning_rate * total_batch / 256
+            self.learning_rate = scaled_learning_rate(
+                self.base_learning_rate, self.train_batch_size, self.gradient_accumulation_steps, self.world_size
+            )
 
 
 # Defaults of every recipe script, before the recipe's own.
@@ -136,7 +136,6 @@ def parse_arguments(
     """The arguments of a recipe script, from the command line or from one `.json` file, with `SCRIPT_DEFAULTS` and
     the recipe's `defaults` (field name -> value) in place of the dataclasses' own. `dataset_defaults` (dataset name
     -> defaults) adds the settings of the dataset chosen with the data argument `dataset`."""
-    keep_freed_memory_for_reuse()  # the scripts start here
     args = sys.argv[1:] if args is None else list(args)
     from_file = json.loads(Path(args[0]).read_text()) if len(args) == 1 and args[0].endswith(".json") else None
     defaults = {**SCRIPT_DEFAULTS, **defaults}

@@ -2,7 +2,14 @@ import pytest
 from transformers import Trainer, TrainingArguments
 
 from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining
-from spectralgpt_hf.training.optimization import layer_decay_optimizer, layer_decay_parameter_groups, layer_index
+from spectralgpt_hf.training.optimization import (
+    global_batch_size,
+    layer_decay_optimizer,
+    layer_decay_parameter_groups,
+    layer_index,
+    scaled_learning_rate,
+)
+from spectralgpt_hf.training.recipes import RecipeTrainingArguments
 
 
 def tiny_model():
@@ -58,3 +65,20 @@ def test_layer_decay_optimizer_plugs_into_trainer(tmp_path):
 def test_bad_layer_decay():
     with pytest.raises(ValueError, match="layer_decay must be in"):
         layer_decay_parameter_groups(tiny_model(), 1.0, 0.0, layer_decay=0.0)
+
+
+def test_learning_rate_scales_with_the_global_batch():
+    # 16 per device x 8 accumulation x 2 processes = 256 samples per step: the base rate itself.
+    assert global_batch_size(16, 8, 2) == 256
+    assert scaled_learning_rate(1e-4, 16, 8, 2) == pytest.approx(1e-4)
+    # The original stage 1: 16 x 32 x 8 = 4096 samples per step.
+    assert scaled_learning_rate(2e-4, 16, 32, 8) == pytest.approx(2e-4 * 16)
+    assert scaled_learning_rate(2e-4, 64) == pytest.approx(5e-5)
+
+
+def test_recipes_scale_the_learning_rate_with_the_shared_rule(tmp_path):
+    args = RecipeTrainingArguments(
+        tmp_path, learning_rate=None, base_learning_rate=2e-4, per_device_train_batch_size=4,
+        gradient_accumulation_steps=2, use_cpu=True, report_to=[],
+    )  # fmt: skip
+    assert args.learning_rate == pytest.approx(scaled_learning_rate(2e-4, 4, 2, args.world_size)) == 6.25e-6

@@ -27,6 +27,7 @@ from spectralgpt_hf import (
     convert_original_checkpoint,
 )
 from spectralgpt_hf import geo
+from spectralgpt_hf.training.optimization import scaled_learning_rate
 from spectralgpt_hf.training.pretraining import PretrainingArguments, find_raster_samples, pretrain
 
 from conftest import REPO_ROOT
@@ -256,6 +257,18 @@ def test_resume_refuses_other_settings(tiles, tmp_path):
     reset_accelerate_state()
     with pytest.raises(ValueError, match="global_batch_size was 4, now 2"):
         pretrain(replace(arguments, per_device_batch_size=2, max_steps=3, resume="latest"))
+
+
+def test_learning_rate_scales_with_the_global_batch(tiles, tmp_path, monkeypatch):
+    logged = record_logs(monkeypatch)
+    # One warm-up step: the first step's rate is the peak.
+    arguments = tiny_arguments(
+        tmp_path, rasters=[str(tiles)], learning_rate=None, base_learning_rate=0.0128, per_device_batch_size=2,
+        gradient_accumulation_steps=2, warmup_steps=1,
+    )  # fmt: skip
+    pretrain(arguments)
+    # 2 per device x 2 accumulation x 1 process = 4 samples per step.
+    assert logged[0]["learning_rate"] == pytest.approx(scaled_learning_rate(0.0128, 2, 2, 1)) == 2e-4
 
 
 def bicubic_resize(table: torch.Tensor, old_grid: int, new_grid: int) -> torch.Tensor:
