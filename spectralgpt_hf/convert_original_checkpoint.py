@@ -263,7 +263,7 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor], kind: str, args:
             position_embedding_type="joint",
             pool_excludes_first_token=True,
             num_labels=shape_of(state_dict, "head.weight")[0],
-            # The fine-tuning recipes' stochastic depth (spec: 0.2) unless the file's arguments say otherwise.
+            # The fine-tuning recipes' stochastic depth (0.2) unless the file's arguments say otherwise.
             drop_path_rate=drop_path if isinstance(drop_path, float) else 0.2,
         )
     else:

@@ -20,7 +20,7 @@ SEGMUNICH_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11"
 
 NORMALIZATIONS = ("min_max", "mean_std", "sentinel_normalize")
 
-# BigEarthNet statistics of the original `BigEarthNetFinetuneDataset` (spec section 10.2), for the bands
+# BigEarthNet statistics of the original `BigEarthNetFinetuneDataset`, for the bands
 # B01..B08, B8A, B09, B11, B12: the fMoW-Sentinel 13-band statistics without their B10 entry.
 BIGEARTHNET_MEAN = (
     1370.19151926, 1184.3824625, 1120.77120066, 1136.26026392, 1263.73947144, 1645.40315151,
@@ -31,7 +31,7 @@ BIGEARTHNET_STD = (
     1258.36394548, 1233.1492281, 1364.38688993, 472.37967789, 1310.36996126, 1087.6020813,
 )  # fmt: skip
 
-# EuroSAT statistics of the original `EuroSat` dataset (spec section 10.2). That list has 13 values, but its
+# EuroSAT statistics of the original `EuroSat` dataset. That list has 13 values, but its
 # index 10 is not B10: it is a placeholder (the fMoW B09 statistics 582.73 / 472.38) spliced into the 12-value
 # list that is commented out in `BigEarthNetFinetuneDataset`, whose order is B01..B08, B8A, B09, B11, B12.
 # Deleting index 10 recovers those 12 values, in SpectralGPT's band order.
@@ -98,7 +98,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
     1. `do_rescale`: multiply by `rescale_factor` (e.g. 1e-4 for L2A reflectance x 10000).
     2. `normalization`: "min_max", "mean_std", "sentinel_normalize" or None (see
        `SpectralGPTImageProcessorKwargs`).
-    3. Non-finite values (NaN marks nodata pixels and missing bands from `spectralgpt_hf.raster`) become 0, which
+    3. Non-finite values (NaN marks nodata pixels and missing bands from `spectralgpt_hf.geo`) become 0, which
        is the band mean for "mean_std", the band minimum for "min_max" and mean - 2 std for "sentinel_normalize".
        "min_max" takes the minimum and maximum over the finite values only.
     4. `do_resize`: bicubic to `size` {"height", "width"} with `torch.nn.functional.interpolate(mode="bicubic",
@@ -133,7 +133,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
     antialias = False
 
     def __init__(self, **kwargs: Unpack[SpectralGPTImageProcessorKwargs]):
-        # auto_map: written by save_pretrained into repositories that carry the code (spectralgpt_hf.hub)
+        # auto_map: written by save_pretrained into repositories that carry the code (spectralgpt_hf.hub.publishing)
         known = {*self.valid_kwargs.__annotations__, *INIT_SERVICE_KWARGS, "auto_map"}
         unknown = set(kwargs) - known
         if unknown:
@@ -378,7 +378,7 @@ def _check_array_type(image) -> None:
     if not isinstance(image, (np.ndarray, torch.Tensor)):
         raise TypeError(
             f"Images must be numpy arrays or torch tensors, got {type(image).__name__}. Read GeoTIFFs with "
-            "spectralgpt_hf.raster.read_bands first."
+            "spectralgpt_hf.geo.read_bands first."
         )
 
 

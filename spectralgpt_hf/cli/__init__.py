@@ -87,7 +87,7 @@ def add_pretrain_command(commands) -> None:
 
     pretrain_parser = commands.add_parser(
         "pretrain",
-        help="Masked-autoencoder pretraining with Accelerate (see spectralgpt_hf.pretraining).",
+        help="Masked-autoencoder pretraining with Accelerate (see spectralgpt_hf.training.pretraining).",
         parents=[HfArgumentParser(PretrainingArguments, add_help=False)],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed_parser.set_defaults(handler=embed)
 
     demo_parser = commands.add_parser(
-        "demo", help="The main job: masked reconstruction and whole-scene inference with previews, offline."
+        "demo", help="An end-to-end run on a real scene: masked reconstruction and whole-scene inference with previews, offline."
     )
     demo_parser.add_argument("--output", default="outputs/demo", help="folder for the GeoTIFFs and PNG previews")
     demo_parser.add_argument("--input", help="a GeoTIFF scene or per-band folder (default: the shared sample scene)")

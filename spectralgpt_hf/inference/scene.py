@@ -101,7 +101,7 @@ def predict_scene(
 
     Args:
         model: a SpectralGPT head (eval mode is set here).
-        input: a stacked GeoTIFF or a folder of per-band files (see `spectralgpt_hf.raster.open_scene`).
+        input: a stacked GeoTIFF or a folder of per-band files (see `spectralgpt_hf.geo.open_scene`).
         tile: tile side in pixels; default the model's image size. Other sizes use interpolated position tables.
         overlap: pixels shared by neighbouring tiles, blended with linear ramps.
         processor: the normalisation; default per-tile min-max, which the original segmentation and change

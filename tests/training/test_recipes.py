@@ -1,6 +1,6 @@
 """The fine-tuning recipes of examples/ end to end, for two steps on tiny copies of the real dataset layouts,
 starting from a tiny original pretraining checkpoint converted with the converter; and the recipe options of
-spectralgpt_hf.recipes."""
+spectralgpt_hf.training.recipes."""
 
 import importlib.util
 import json
