@@ -9,6 +9,8 @@ import pytest
 
 from spectralgpt_hf import SpectralGPTConfig
 
+import layouts
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("SPECTRALGPT_SHARED", REPO_ROOT.parent / "shared"))
 REFERENCE_DIR = SHARED_DIR / "reference"
@@ -62,3 +64,35 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"real Sentinel-2 samples not found at {DATA_DIR} (set SPECTRALGPT_TEST_DATA)")
     return DATA_DIR
+
+
+# Small copies of the real folder layouts of the four downstream datasets (tests/layouts.py), built once.
+
+
+@pytest.fixture(scope="session")
+def eurosat_root(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("eurosat")
+    layouts.write_eurosat(data_dir, root)
+    (root / "eurosat-train.txt").write_text("AnnualCrop_1.jpg\nSeaLake_3000.jpg\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def bigearthnet_root(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bigearthnet")
+    patch = layouts.write_bigearthnet(data_dir, root)
+    return root, patch
+
+
+@pytest.fixture(scope="session")
+def segmunich_root(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("segmunich")
+    layouts.write_segmunich(data_dir, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def oscd_root(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oscd")
+    layouts.write_oscd(data_dir, root)
+    return root
