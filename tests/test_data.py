@@ -1,5 +1,5 @@
-"""Dataset loaders on small copies of the real folder layouts, built from the real samples of ../shared/data, and the
-training augmentations. Labels of BigEarthNet, SegMunich and OSCD are made up here; the imagery is real."""
+"""Dataset loaders on small copies of the real folder layouts, built from the real samples of the test data folder, and
+the training augmentations. Labels of BigEarthNet, SegMunich and OSCD are made up here; the imagery is real."""
 
 import math
 import shutil
