@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("SPECTRALGPT_TEST_DATA", ROOT.parent / "shared" / "data"))
+# The full sample data (the 1068 x 1068 px Major-TOM scene, not the tests' crop): SPECTRALGPT_SHARED/data, by
+# default ../shared/data beside the clone.
+DATA_DIR = Path(os.environ.get("SPECTRALGPT_SHARED") or ROOT.parent / "shared") / "data"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 GPU_HEADING = "## GPU: "  # benchmarks/gpu.py writes one such section per device, after the CPU results
 

@@ -1,5 +1,6 @@
 """Small copies of the real folder layouts, shared by the tests: the four downstream datasets, built from the real
-samples of ../shared/data (labels of BigEarthNet, SegMunich and OSCD are made up; the imagery is real), and the
+samples of the test data folder (tests/fixtures/data and the package's embedded SSL4EO-S12
+pair; labels of BigEarthNet, SegMunich and OSCD are made up; the imagery is real), and the
 original pretraining checkpoint's tensor layout."""
 
 import shutil
@@ -62,14 +63,14 @@ def write_bigearthnet(data_dir: Path, root: Path) -> Path:
 
 def write_segmunich(data_dir: Path, root: Path, size: int = 128) -> None:
     """TUM_128: `size` x `size` 10-band cuts of the Major-TOM scene, train tiles 1, 2, 10 (listed: 1, 10) and test
-    tile 5, with label codes in a pattern covering every code of `SEGMUNICH_CODES`."""
+    tile 5 (column offset 40 x the tile number), with label codes in a pattern covering every code of `SEGMUNICH_CODES`."""
     scene = next((data_dir / "major_tom_s2l2a").glob("*/*/*/"))
     pattern = (np.arange(size * size) * 7 // 5) % len(SEGMUNICH_CODES)
     for split, names in (("train", ["1", "2", "10"]), ("test", ["5"])):
         (root / split / "img").mkdir(parents=True)
         (root / split / "label").mkdir()
         for name in names:
-            offset = 90 * int(name)
+            offset = 40 * int(name)
             cut = geo.read_bands(scene, SEGMUNICH_BANDS, window=Window(offset, 300, size, size))
             image = cut.data.astype(np.uint16)
             geo.write_geotiff(root / split / "img" / f"{name}.tif", image, cut.crs, cut.transform)

@@ -1,4 +1,5 @@
-"""Converted original checkpoints reproduce the outputs of the original SpectralGPT code (../shared/reference)."""
+"""Converted original checkpoints reproduce the outputs of the original SpectralGPT code (tests/fixtures/reference:
+one image per case; with SPECTRALGPT_SHARED, the full batches of its reference/ folder)."""
 
 import pytest
 import torch
@@ -18,6 +19,15 @@ from spectralgpt_hf import (
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 
 
+def load_case(reference_dir, case):
+    """A case's recorded inputs and outputs. The shrunk fixtures store the 128 px input images, common to several
+    cases, once in cases/pixel_values_128.safetensors; a full case file holds its own."""
+    expected = load_file(reference_dir / "cases" / f"{case}.safetensors")
+    if "pixel_values" not in expected:
+        expected["pixel_values"] = load_file(reference_dir / "cases" / "pixel_values_128.safetensors")["pixel_values"]
+    return expected
+
+
 def convert_case(reference_dir, make_weights, case, kind, tmp_path):
     manifest = make_weights.load_manifest(reference_dir / "manifests" / f"{case}.json")
     state_dict = make_weights.make_state_dict(manifest, seed=1)
@@ -25,7 +35,7 @@ def convert_case(reference_dir, make_weights, case, kind, tmp_path):
     make_weights.write_original_checkpoint(kind, state_dict, original, args={"model": case, "mask_ratio": 0.9})
     output_dir = tmp_path / "converted"
     convert_original_checkpoint(original, output_dir)
-    return output_dir, load_file(reference_dir / "cases" / f"{case}.safetensors")
+    return output_dir, load_case(reference_dir, case)
 
 
 @pytest.mark.parametrize("case", ["pretrain_base_128", "pretrain_base_96"])

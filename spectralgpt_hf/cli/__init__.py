@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="An end-to-end run on a real scene: masked reconstruction and whole-scene inference with previews, offline."
     )
     demo_parser.add_argument("--output", default="outputs/demo", help="folder for the GeoTIFFs and PNG previews")
-    demo_parser.add_argument("--input", help="a GeoTIFF scene or per-band folder (default: the shared sample scene)")
+    demo_parser.add_argument("--input", help="a GeoTIFF scene or per-band folder (default: the real SSL4EO-S12 scene embedded in the package)")
     demo_parser.add_argument("--checkpoint", help="an original pretraining .pth file to convert and use")
     demo_parser.add_argument("--model", help="a SpectralGPT pretraining model folder or Hub id to use")
     demo_parser.add_argument("--segmentation-model", help="also write a class map with this segmentation model")

@@ -8,10 +8,10 @@
    with `--segmentation-model`, a class map from a segmentation model.
 
 Every raster is a GeoTIFF on the scene's grid; PNG previews (true colour, masked input, reconstruction, class map)
-sit beside them. Run `spectralgpt-hf demo --output outputs/demo [--input SCENE]`.
+sit beside them. Run `spectralgpt-hf demo --output outputs/demo [--input SCENE]`; without `--input` it reads the
+real SSL4EO-S12 scene embedded in the package (`spectralgpt_hf.samples`, 264 x 264 px at 10 m).
 """
 
-import glob
 import os
 import tempfile
 import warnings
@@ -31,8 +31,8 @@ from ..modeling_spectralgpt import (
     SpectralGPTForSemanticSegmentation,
 )
 from ..utils.atomic import atomic_file
+from ..samples import sample_scene
 
-DEFAULT_SCENE = "major_tom_s2l2a/*/*/*"
 TRUE_COLOUR = ("B04", "B03", "B02")
 # A qualitative palette for class maps (RGB).
 PALETTE = np.array(
@@ -43,15 +43,19 @@ PALETTE = np.array(
 
 
 def default_scene() -> str:
-    """The Major-TOM scene of the shared sample data, when it is there."""
-    data_dir = Path(os.environ.get("SPECTRALGPT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    found = sorted(glob.glob(str(data_dir / DEFAULT_SCENE)))
-    if not found:
+    """The real Sentinel-2 scene embedded in the package: the first date of its SSL4EO-S12 location."""
+    try:
+        scene = sample_scene()
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError) as error:
+        scene, reason = None, str(error)
+    else:
+        reason = f"{scene} has no band files"
+    if scene is None or not any(scene.glob("*.tif")):
         raise FileNotFoundError(
-            f"No --input given and no sample scene under {data_dir}; pass --input with a GeoTIFF scene (a stacked "
-            "file or a folder of per-band files)."
+            f"No --input given and the package's sample scene is missing ({reason}); pass --input with a GeoTIFF "
+            "scene (a stacked file or a folder of per-band files)."
         )
-    return found[0]
+    return str(scene)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:

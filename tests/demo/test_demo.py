@@ -1,8 +1,7 @@
 """The main job on a real scene: reconstruction and whole-scene outputs, georeferenced, with PNG previews."""
 
-import glob
-
 import numpy as np
+import pytest
 import rasterio
 import torch
 
@@ -13,9 +12,11 @@ from spectralgpt_hf import (
     SpectralGPTImageProcessor,
 )
 from spectralgpt_hf.cli import main as cli_main
-from spectralgpt_hf.demo import cluster, run_demo
-from spectralgpt_hf.inference.scene import predict_scene
+from spectralgpt_hf import SENTINEL2_BANDS, demo
+from spectralgpt_hf.demo import cluster, default_scene, run_demo
 from spectralgpt_hf.geo import open_scene
+from spectralgpt_hf.inference import predict_scene
+from spectralgpt_hf.samples import sample_scene, sample_scene_pair
 
 
 def tiny_pretraining_model(folder):
@@ -29,8 +30,23 @@ def tiny_pretraining_model(folder):
     return str(folder)
 
 
-def test_demo_writes_georeferenced_outputs_and_previews(data_dir, tmp_path):
-    scene = sorted(glob.glob(str(data_dir / "ssl4eo_s12_l2a" / "*" / "*")))[0]
+def test_default_scene_is_the_embedded_sample():
+    first, second = sample_scene_pair()
+    assert sample_scene() == first and first.parent == second.parent and first.name < second.name
+    assert default_scene() == str(first)
+    for date in (first, second):
+        with open_scene(date) as scene:
+            assert scene.band_names == tuple(SENTINEL2_BANDS) and scene.shape == (264, 264)
+
+
+def test_missing_sample_names_the_input_option(monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "sample_scene", lambda: tmp_path)
+    with pytest.raises(FileNotFoundError, match="--input"):
+        default_scene()
+
+
+def test_demo_writes_georeferenced_outputs_and_previews(tmp_path):
+    scene = str(sample_scene())
     model = tiny_pretraining_model(tmp_path / "model")
     # a SegMunich-style model: its saved processor reads 10 bands and appends their mean twice
     segmenter = SpectralGPTForSemanticSegmentation(SpectralGPTConfig.from_pretrained(model, num_labels=13, image_size=64))
@@ -59,9 +75,11 @@ def test_demo_writes_georeferenced_outputs_and_previews(data_dir, tmp_path):
         np.testing.assert_array_equal(classes.read(), expected_classes.read())
 
 
-def test_demo_command_line_fits_a_model_when_none_is_given(data_dir, tmp_path):
-    scene = sorted(glob.glob(str(data_dir / "ssl4eo_s12_l2a" / "*" / "*")))[0]
-    assert cli_main(["demo", "--input", scene, "--output", str(tmp_path / "out"), "--steps", "2"]) == 0
+def test_demo_command_line_fits_a_model_when_none_is_given(tmp_path):
+    """Neither --input nor a model: the embedded sample scene and a model fitted on it."""
+    assert cli_main(["demo", "--output", str(tmp_path / "out"), "--steps", "2"]) == 0
+    with rasterio.open(tmp_path / "out" / "clusters.tif") as clusters, open_scene(sample_scene()) as scene:
+        assert clusters.crs == scene.crs and clusters.transform == scene.transform @ rasterio.Affine.scale(8)
     assert SpectralGPTForPreTraining.from_pretrained(tmp_path / "out" / "model").config.image_size == 64
     assert (tmp_path / "out" / "clusters.png").is_file()
 
