@@ -151,8 +151,9 @@ def scene_names(jobs: Sequence[tuple[str, str | None]]) -> list[str]:
     for input, input_2 in jobs:
         name = scene_id(input) if input_2 is None else f"{scene_id(input)}__{scene_id(input_2)}"
         names.append(re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scene")
+    repeated = {name for name in names if names.count(name) > 1}
     for index, name in enumerate(names):
-        if names.count(name) > 1:
+        if name in repeated:
             digest = hashlib.sha1("\n".join(filter(None, jobs[index])).encode()).hexdigest()[:8]
             names[index] = f"{name}-{digest}"
     if len(set(names)) != len(names):
@@ -232,8 +233,10 @@ class Processes:
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
         from accelerate import PartialState
+        from accelerate.utils import parse_flag_from_env
 
-        state = PartialState()
+        # as Accelerator does: the CPU backend (gloo) when asked for or when there is no GPU
+        state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
         return cls(state.process_index, state.num_processes, state)
 
     def wait(self) -> None:
@@ -303,6 +306,9 @@ def run_scenes(
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
     jobs = as_jobs(scenes)
+    # Reading in a background thread makes the moment GDAL's block cache writes an output block out vary, and with
+    # it the file's block layout (not its values); runs keep outputs byte-identical, so they read in this thread.
+    scene_options.setdefault("prefetch", 0)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     processes = Processes.current()
