@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from ..utils.allocator import keep_freed_memory_for_reuse
@@ -48,27 +49,61 @@ def load_model_on_device(source: str, device: str | None):
 
 
 def predict(args: argparse.Namespace) -> None:
-    from ..inference import predict_scene
-    from ..loading import load_image_processor
-
-    model = load_model_on_device(args.model, args.device)
-    output = predict_scene(
-        model, args.input, args.output, input_2=args.input2, processor=load_image_processor(args.model),
-        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,
-    )  # fmt: skip
-    print(f"Wrote {output}")
+    run_scene_command(args, "predict")
 
 
 def embed(args: argparse.Namespace) -> None:
-    from ..inference import embed_scene
+    run_scene_command(args, "embed")
+
+
+def run_scene_command(args: argparse.Namespace, task: str) -> None:
+    """One scene to one GeoTIFF (`--output x.tif`), or many scenes into the folder `--output`, resumable and
+    sharded across the processes of `accelerate launch`; exits non-zero when a scene failed."""
+    from ..inference import runs
     from ..loading import load_image_processor
 
-    model = load_model_on_device(args.model, args.device)  # embed_scene uses its encoder
-    output = embed_scene(
-        model, args.input, args.output, processor=load_image_processor(args.model),
-        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,
+    jobs = scene_command_jobs(args)
+    model = runs.prepare_model(
+        load_model_on_device(args.model, args.device), dtype=args.dtype, compile=args.compile, task=task
+    )
+    options = dict(
+        processor=load_image_processor(args.model), tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
     )  # fmt: skip
-    print(f"Wrote {output}")
+    single = len(jobs) == 1 and args.output.lower().endswith((".tif", ".tiff"))
+    if single:
+        second = {"input_2": jobs[0].input_2} if jobs[0].input_2 else {}
+        output = runs.TASKS[task](model, jobs[0].input, args.output, progress=not args.quiet, **second, **options)
+        print(f"Wrote {output}")
+        return
+    index = runs.run_scenes(
+        model, jobs, args.output, task=task, overwrite=args.overwrite, on_error=args.on_error,
+        progress=not args.quiet, **options,
+    )  # fmt: skip
+    counts = {status: sum(row.status == status for row in index) for status in dict.fromkeys(r.status for r in index)}
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = ", ".join(f"{count} {status}" for status, count in counts.items())
+        print(f"{len(index)} scenes ({summary}); index: {os.path.join(args.output, runs.INDEX_NAME)}")
+        for row in index:
+            if row.status == "failed":
+                print(f"failed: {row.input}: {row.error}", file=sys.stderr)
+    code = runs.exit_code(index, args.on_error)
+    if code:
+        raise SystemExit(code)
+
+
+def scene_command_jobs(args: argparse.Namespace):
+    from ..inference import runs
+
+    if args.pairs:
+        if args.input or getattr(args, "input2", None):
+            raise ValueError("Give either --pairs or --input (with --input2), not both.")
+        pairs = runs.read_pairs(args.pairs)
+        return runs.scene_jobs([first for first, _ in pairs], [second for _, second in pairs])
+    if not args.input:
+        raise ValueError("Give the scenes with --input (or --pairs for change detection).")
+    inputs = runs.expand_inputs(args.input)
+    seconds = runs.expand_inputs(args.input2) if getattr(args, "input2", None) else None
+    return runs.scene_jobs(inputs, seconds)
 
 
 def pretrain(args: argparse.Namespace) -> None:
@@ -96,13 +131,27 @@ def add_pretrain_command(commands) -> None:
 
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a save_pretrained folder or a Hub model id")
-    parser.add_argument("--input", required=True, help="a stacked GeoTIFF or a folder of per-band GeoTIFFs")
-    parser.add_argument("--output", required=True, help="GeoTIFF to write (atomically)")
+    parser.add_argument(
+        "--input", action="extend", nargs="+", default=[], help="scenes: stacked GeoTIFFs or per-band folders, "
+        "glob patterns, .txt files with one scene per line, STAC ItemCollection .json files (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--output", required=True, help="a folder, one <scene id>.tif per scene plus index.jsonl; for one scene "
+        "also a .tif path",
+    )  # fmt: skip
     parser.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: the model's size)")
     parser.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                        help="model precision (bfloat16 / float16 for GPUs)")  # fmt: skip
+    parser.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
+    parser.add_argument("--overwrite", action="store_true", help="redo scenes whose output is already complete")
+    parser.add_argument(
+        "--on-error", choices=["skip", "stop"], default="skip", help="after a failing scene: go on with the others "
+        "(exit code 1 at the end) or stop (exit code 3); the index records the error either way",
+    )  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -155,12 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="Run a classification, segmentation or change-detection model over a whole scene."
     )
     add_scene_arguments(predict_parser)
-    predict_parser.add_argument("--input2", help="second date, on the same grid (change detection)")
+    predict_parser.add_argument(
+        "--input2", action="extend", nargs="+", help="second dates, aligned with --input, on the same grids "
+        "(change detection)",
+    )  # fmt: skip
+    predict_parser.add_argument("--pairs", help="change detection: a CSV (columns first, second) or JSON of pairs")
     predict_parser.set_defaults(handler=predict)
 
     embed_parser = commands.add_parser("embed", help="Write per-patch encoder embeddings of a whole scene.")
     add_scene_arguments(embed_parser)
-    embed_parser.set_defaults(handler=embed)
+    embed_parser.set_defaults(handler=embed, pairs=None)
 
     demo_parser = commands.add_parser(
         "demo", help="An end-to-end run on a real scene: masked reconstruction and whole-scene inference with previews, offline."

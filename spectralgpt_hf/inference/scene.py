@@ -90,6 +90,9 @@ def predict_scene(
     overlap: int = 32,
     batch_size: int = 8,
     progress: bool = True,
+    reader: str = "strip",
+    prefetch: int = 2,
+    **open_options,
 ) -> Path:
     """
     Runs a classification, segmentation or change-detection model over a whole scene and writes a GeoTIFF on the
@@ -106,16 +109,20 @@ def predict_scene(
         overlap: pixels shared by neighbouring tiles, blended with linear ramps.
         processor: the normalisation; default per-tile min-max, which the original segmentation and change
             detection models were trained with.
+        reader: "strip" (each row of tiles read once, tiles cut from memory) or "tile" (one read per tile); both
+            give the same tiles.
+        prefetch: batches read ahead in a background thread while the model runs (0: none).
+        open_options: passed on to `spectralgpt_hf.geo.open_scene` for both dates.
     """
     model.eval()
     tile = tile or model.config.image_size
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
     band_names = scene_band_names(model.config, processor)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names) as scene, (
-        open_scene(input_2, band_names) if input_2 is not None else contextlib.nullcontext()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **open_options) as scene, (
+        open_scene(input_2, band_names, **open_options) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
-        tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2)
+        tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2, reader=reader)
         if type(model).__name__.endswith("ForImageClassification"):
             layout = OutputLayout(len(labels), np.float32, np.nan, labels, masked_values)
         else:
@@ -130,6 +137,7 @@ def predict_scene(
             compute=class_scores,
             batch_size=batch_size,
             progress=progress,
+            prefetch=prefetch,
         )
 
 
@@ -143,12 +151,15 @@ def embed_scene(
     overlap: int = 32,
     batch_size: int = 8,
     progress: bool = True,
+    reader: str = "strip",
+    prefetch: int = 2,
+    **open_options,
 ) -> Path:
     """
     Writes the encoder's per-patch embeddings of a whole scene as a float32 GeoTIFF with `hidden_size` bands, one
     pixel per `patch_size` x `patch_size` patch (80 m for Sentinel-2 at 10 m), averaged over spectral groups and
     over overlapping tiles. Tiles are aligned to the patch grid; a remainder of under one patch at the right and
-    bottom edges is left out.
+    bottom edges is left out. The other arguments are those of `predict_scene`.
     """
     model.eval()
     patch = model.config.patch_size
@@ -157,8 +168,8 @@ def embed_scene(
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of the patch size ({patch}).")
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     band_names = scene_band_names(model.config, processor)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names) as scene:
-        tiles = TiledScene(scene, processor, tile, overlap, align=patch)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **open_options) as scene:
+        tiles = TiledScene(scene, processor, tile, overlap, align=patch, reader=reader)
         return run_tiles(
             model,
             tiles,
@@ -169,4 +180,5 @@ def embed_scene(
             compute=patch_embeddings,
             batch_size=batch_size,
             progress=progress,
+            prefetch=prefetch,
         )

@@ -2,8 +2,12 @@
 and written strip by strip, so memory stays bounded by the tile batch and one strip of tile rows whatever the
 scene size."""
 
+import contextlib
+import itertools
 import os
-from collections.abc import Callable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +42,25 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
 
 @dataclass
 class TileBatch:
-    row: int
+    """Tiles at (rows[i], cols[i]) of the scene, in pixels of its grid; a batch may span several rows of tiles."""
+
+    rows: list[int]
     cols: list[int]
     pixel_values: torch.Tensor
     pixel_values_2: torch.Tensor | None
     valid: np.ndarray  # (B, tile, tile) bool
 
 
+READERS = ("strip", "tile")
+
+
 class TiledScene:
-    """Reads tiles of one scene (or two co-registered dates) as normalised model inputs, padding at the edges."""
+    """Reads tiles of one scene (or two co-registered dates) as normalised model inputs, padding at the edges.
+
+    The "strip" reader (default) reads each row of tiles once, as one window of the scene's full width, and cuts
+    its tiles from memory; the "tile" reader reads every tile as its own window. Both give the same tiles; a
+    strip costs one read per band (and one resampling of each coarser band) instead of one per tile.
+    """
 
     def __init__(
         self,
@@ -56,9 +70,12 @@ class TiledScene:
         overlap: int,
         align: int = 1,
         scene_2: Scene | None = None,
+        reader: str = "strip",
     ):
         if not 0 <= overlap < tile:
             raise ValueError(f"overlap must be in [0, tile) = [0, {tile}), got {overlap}.")
+        if reader not in READERS:
+            raise ValueError(f"reader must be one of {READERS}, got {reader!r}.")
         if scene_2 is not None and (scene_2.shape, scene_2.transform, scene_2.crs) != (
             scene.shape,
             scene.transform,
@@ -70,7 +87,7 @@ class TiledScene:
                 "Reproject or crop them onto the same grid first."
             )
         self.scene, self.scene_2, self.processor = scene, scene_2, processor
-        self.tile, self.overlap = tile, overlap
+        self.tile, self.overlap, self.reader = tile, overlap, reader
         step = tile - overlap
         self.rows = tile_starts(scene.height, tile, step, align)
         self.cols = tile_starts(scene.width, tile, step, align)
@@ -79,29 +96,100 @@ class TiledScene:
         return len(self.rows) * len(self.cols)
 
     def read(self, scene: Scene, row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
-        """(bands, tile, tile) data and valid mask; parts beyond the scene are mirrored in and marked invalid."""
+        """(bands, tile, tile) data and valid mask of one tile, read as its own window."""
         height, width = min(self.tile, scene.height - row), min(self.tile, scene.width - col)
         bands = scene.read(Window(col, row, width, height))
-        pad = ((0, self.tile - height), (0, self.tile - width))
-        data = np.pad(bands.data, ((0, 0), *pad), mode="symmetric")
-        return data, np.pad(bands.valid_mask, pad, constant_values=False)
+        return self.padded(bands.data, bands.valid_mask)
+
+    def read_strip(self, scene: Scene, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(bands, rows, scene width) data and valid mask of the row of tiles starting at `row`."""
+        bands = scene.read(Window(0, row, scene.width, min(self.tile, scene.height - row)))
+        return bands.data, bands.valid_mask
+
+    def cut(self, strip: tuple[np.ndarray, np.ndarray], col: int) -> tuple[np.ndarray, np.ndarray]:
+        data, valid = strip
+        return self.padded(data[:, :, col : col + self.tile], valid[:, col : col + self.tile])
+
+    def padded(self, data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A tile cut short by the scene's edge, mirrored out to full size and marked invalid beyond the edge."""
+        pad = ((0, self.tile - data.shape[1]), (0, self.tile - data.shape[2]))
+        if pad == ((0, 0), (0, 0)):
+            return data, valid
+        return np.pad(data, ((0, 0), *pad), mode="symmetric"), np.pad(valid, pad, constant_values=False)
+
+    def tiles(self, scene: Scene) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(row, col, data, valid) of every tile of `scene`, in row-major order."""
+        for row in self.rows:
+            if self.reader == "tile":
+                for col in self.cols:
+                    yield row, col, *self.read(scene, row, col)
+            else:
+                strip = self.read_strip(scene, row)
+                for col in self.cols:
+                    yield row, col, *self.cut(strip, col)
 
     def batches(self, batch_size: int) -> Iterator[TileBatch]:
-        """Batches of tiles in row-major order; a batch never spans two rows of tiles."""
-        for row in self.rows:
-            for start in range(0, len(self.cols), batch_size):
-                cols = self.cols[start : start + batch_size]
-                first = [self.read(self.scene, row, col) for col in cols]
-                valid = np.stack([mask for _, mask in first])
-                pixel_values_2 = None
-                if self.scene_2 is not None:
-                    second = [self.read(self.scene_2, row, col) for col in cols]
-                    valid &= np.stack([mask for _, mask in second])
-                    pixel_values_2 = self.normalise([data for data, _ in second])
-                yield TileBatch(row, cols, self.normalise([data for data, _ in first]), pixel_values_2, valid)
+        """Batches of `batch_size` tiles in row-major order (the last one may be smaller), filled across rows."""
+        first = self.tiles(self.scene)
+        second = self.tiles(self.scene_2) if self.scene_2 is not None else None
+        while True:
+            chunk = list(itertools.islice(first, batch_size))
+            if not chunk:
+                return
+            rows, cols = [row for row, *_ in chunk], [col for _, col, *_ in chunk]
+            valid = np.stack([mask for *_, mask in chunk])
+            pixel_values_2 = None
+            if second is not None:
+                chunk_2 = list(itertools.islice(second, batch_size))
+                valid &= np.stack([mask for *_, mask in chunk_2])
+                pixel_values_2 = self.normalise([data for *_, data, _ in chunk_2])
+            yield TileBatch(rows, cols, self.normalise([data for *_, data, _ in chunk]), pixel_values_2, valid)
 
     def normalise(self, tiles: list[np.ndarray]) -> torch.Tensor:
         return self.processor(np.stack(tiles), return_tensors="pt")["pixel_values"]
+
+
+def prefetched(items: Iterable, depth: int) -> Iterator:
+    """The items of `items`, produced `depth` ahead in a background thread, so that reading and normalising the
+    next batches overlaps the model's compute. Errors in the thread are raised here, at the item they stopped."""
+    if depth <= 0:
+        yield from items
+        return
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((end, None))
+        except BaseException as error:  # passed on to the consumer
+            ready.put((end, error))
+
+    thread = threading.Thread(target=produce, name="tile-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        thread.join()
 
 
 class StripWriter:
@@ -162,9 +250,11 @@ def run_tiles(
     compute: Callable,
     batch_size: int,
     progress: bool,
+    prefetch: int = 2,
 ) -> Path:
     """Drives the tiles through `compute` (batch -> (B, channels, tile/scale, tile/scale) tensor), blends them and
-    writes them through `layout`, strip by strip, into an atomically written GeoTIFF."""
+    writes them through `layout`, strip by strip, into an atomically written GeoTIFF. `prefetch` batches are read
+    ahead in a background thread (0: read in this thread)."""
     scene, tile = tiles.scene, tiles.tile
     out_tile, overlap = tile // scale, tiles.overlap // scale
     height, width = scene.height // scale, scene.width // scale
@@ -185,16 +275,16 @@ def run_tiles(
         tiled=True,
     ) as writer, torch.inference_mode(), tqdm(total=len(tiles), unit="tile", disable=not progress) as bar:
         strip = StripWriter(writer, channels, height, width, out_tile, layout.finish)
-        for batch in tiles.batches(batch_size):
+        for batch in prefetched(tiles.batches(batch_size), prefetch):
             batch.pixel_values = batch.pixel_values.to(parameter.device, parameter.dtype)
             if batch.pixel_values_2 is not None:
                 batch.pixel_values_2 = batch.pixel_values_2.to(parameter.device, parameter.dtype)
             values = compute(model, batch, interpolate).cpu().numpy()
             # output-resolution validity: a patch is valid when any of its pixels is
             valid = batch.valid.reshape(len(batch.cols), out_tile, scale, out_tile, scale).any(axis=(2, 4))
-            strip.flush(batch.row // scale)
-            for index, col in enumerate(batch.cols):
-                strip.add(batch.row // scale, col // scale, values[index], weights, valid[index])
+            for index, (row, col) in enumerate(zip(batch.rows, batch.cols)):
+                strip.flush(row // scale)  # no later tile reaches above its row
+                strip.add(row // scale, col // scale, values[index], weights, valid[index])
             bar.update(len(batch.cols))
         strip.flush(height)
     return Path(output)

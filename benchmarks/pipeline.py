@@ -1,0 +1,153 @@
+"""Whole-scene pipeline speed with a model that costs almost nothing, written to benchmarks/RESULTS.md.
+
+    python benchmarks/pipeline.py                 # tiles/s per process (stacked, per-band) and scenes per hour
+    python benchmarks/pipeline.py --tiles-only    # tiles/s only
+    python benchmarks/pipeline.py --reader tile   # the per-tile reader, for comparison
+
+The scene is a 2136 x 2136 px mosaic (2 x 2 copies) of the real Major-TOM sample, written once into a temporary
+folder in both layouts: one stacked 12-band GeoTIFF on the 10 m grid, and per-band files at 10, 20 and 60 m as
+Sentinel-2 products come. The model is a 1-layer, 32-wide encoder; `embed_scene` runs it with tile 128, overlap
+32, batch 8. Start-up (opening files, creating the output) is subtracted: the time of a one-tile crop of the same
+layout is taken off the mosaic's time.
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("SPECTRALGPT_TEST_DATA", Path(os.environ.get("SPECTRALGPT_SHARED", ROOT.parent / "shared")) / "data"))
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+HEADING = "## Scene pipeline"
+TILE, OVERLAP, BATCH = 128, 32, 8
+
+
+def sample_folder() -> Path:
+    return Path(glob.glob(str(DATA_DIR / "major_tom_s2l2a" / "*" / "*" / "*"))[0])
+
+
+def write_mosaics(folder: Path, copies: int = 2, crop: int | None = None) -> tuple[Path, Path]:
+    """(stacked file, per-band folder) of `copies` x `copies` copies of the sample (or its top-left `crop` px)."""
+    import rasterio
+
+    from spectralgpt_hf.configuration_spectralgpt import SENTINEL2_BANDS
+    from spectralgpt_hf.geo import read_bands, write_geotiff
+
+    source = sample_folder()
+    bands_folder = folder / "bands"
+    bands_folder.mkdir(parents=True)
+    for path in sorted(source.glob("B*.tif")):
+        with rasterio.open(path) as dataset:
+            data = dataset.read(1)
+            if crop is not None:
+                data = data[: max(1, crop * 10 // int(dataset.res[0])), : max(1, crop * 10 // int(dataset.res[0]))]
+            write_geotiff(bands_folder / path.name, np.tile(data, (copies, copies)), dataset.crs, dataset.transform,
+                          compress="lzw", tiled=True, blockxsize=1024, blockysize=1024)  # fmt: skip
+    stacked = read_bands(bands_folder, SENTINEL2_BANDS)
+    data = np.nan_to_num(stacked.data).astype(np.uint16)
+    write_geotiff(folder / "stacked.tif", data, stacked.crs, stacked.transform, band_descriptions=list(SENTINEL2_BANDS),
+                  compress="lzw", tiled=True, blockxsize=256, blockysize=256)  # fmt: skip
+    return folder / "stacked.tif", bands_folder
+
+
+def near_free_model():
+    import torch
+
+    from spectralgpt_hf import SpectralGPTConfig, SpectralGPTModel
+
+    torch.manual_seed(0)
+    config = SpectralGPTConfig(
+        image_size=TILE, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64
+    )
+    return SpectralGPTModel(config).eval()
+
+
+def time_embed(model, source: Path, output: Path, reader: str) -> tuple[float, int]:
+    from spectralgpt_hf.inference.scene import embed_scene
+
+    options = {} if reader == "strip" else {"reader": reader}
+    start = time.perf_counter()
+    embed_scene(model, source, output, tile=TILE, overlap=OVERLAP, batch_size=BATCH, progress=False, **options)
+    seconds = time.perf_counter() - start
+    from spectralgpt_hf.geo import open_scene
+    from spectralgpt_hf.inference.tiling import tile_starts
+
+    with open_scene(source) as scene:
+        count = len(tile_starts(scene.height, TILE, TILE - OVERLAP, 8)) * len(tile_starts(scene.width, TILE, TILE - OVERLAP, 8))
+    return seconds, count
+
+
+def tiles_per_second(reader: str) -> dict[str, float]:
+    import torch
+
+    torch.set_num_threads(1)
+    model = near_free_model()
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        mosaic = write_mosaics(folder / "mosaic")
+        crop = write_mosaics(folder / "crop", copies=1, crop=TILE)
+        for name, big, small in (("stacked", mosaic[0], crop[0]), ("per-band", mosaic[1], crop[1])):
+            time_embed(model, small, folder / "warm.tif", reader)  # imports, first forward
+            startup, _ = time_embed(model, small, folder / "small.tif", reader)
+            seconds, count = time_embed(model, big, folder / "big.tif", reader)
+            results[name] = count / (seconds - startup)
+    return results
+
+
+def scenes_per_hour(processes: int, scenes: int = 4) -> float:
+    """Scenes per hour of the 1068 px sample (per-band files) through `spectralgpt-hf embed` in `processes`
+    processes, model load and start-up included."""
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        near_free_model().save_pretrained(folder / "model")
+        inputs = []
+        for index in range(scenes):
+            os.symlink(sample_folder(), folder / f"scene{index}")
+            inputs += ["--input", str(folder / f"scene{index}")]
+        arguments = ["embed", "--model", str(folder / "model"), *inputs, "--output", str(folder / "out"),
+                     "--tile", str(TILE), "--overlap", str(OVERLAP), "--quiet"]  # fmt: skip
+        if processes == 1:
+            command = [sys.executable, "-m", "spectralgpt_hf", *arguments]
+        else:
+            command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                       str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                       "-m", "spectralgpt_hf", *arguments]  # fmt: skip
+        environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(max(1, os.cpu_count() // processes))}
+        start = time.perf_counter()
+        subprocess.run(command, env=environment, check=True, cwd=ROOT, capture_output=True)
+        return scenes * 3600 / (time.perf_counter() - start)
+
+
+def write_section(text: str) -> None:
+    results = RESULTS.read_text() if RESULTS.exists() else ""
+    before, _, after = results.partition(HEADING)
+    rest = after.split("\n## ", 1)
+    tail = "\n## " + rest[1] if len(rest) > 1 else ""
+    partial = RESULTS.with_suffix(".md.partial")
+    partial.write_text(before.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + tail)
+    os.replace(partial, RESULTS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reader", choices=["strip", "tile"], default="strip")
+    parser.add_argument("--tiles-only", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON, write nothing")
+    args = parser.parse_args()
+    figures = {"tiles_per_second": tiles_per_second(args.reader)}
+    if not args.tiles_only:
+        figures["scenes_per_hour"] = {processes: scenes_per_hour(processes) for processes in (1, 2)}
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
