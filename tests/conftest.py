@@ -1,5 +1,5 @@
-"""Shared test fixtures: where the reference outputs of the original code and the real Sentinel-2 samples live, the
-one tiny model configuration of the tests (`tiny_config`) and small copies of the downstream datasets' layouts.
+"""Shared test fixtures: where the reference outputs of the original code and the real Sentinel-2 samples live, and
+small copies of the downstream datasets' layouts.
 
 By default both come from the repository itself: tests/fixtures/reference (shrunk reference outputs),
 tests/fixtures/data (EuroSAT-MS, BigEarthNet and a crop of the Major-TOM scene) and the package's embedded
@@ -15,44 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from spectralgpt_hf import SpectralGPTConfig
 from spectralgpt_hf.samples import SSL4EO_LOCATION, sample_root
 
 import layouts
+from testing_utils import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 SHARED_DIR = Path(os.environ["SPECTRALGPT_SHARED"]) if os.environ.get("SPECTRALGPT_SHARED") else None
 REFERENCE_DIR = SHARED_DIR / "reference" if SHARED_DIR else FIXTURES_DIR / "reference"
 DATA_DIR = SHARED_DIR / "data" if SHARED_DIR else FIXTURES_DIR / "data"
 DATA_FOLDERS = ("eurosat_ms", "bigearthnet_s2", "major_tom_s2l2a", "ssl4eo_s12_l2a")
-
-
-# The tiny model of the tests, every head included, far under transformers' 1M-parameter limit: 6 bands of 3 = 2
-# spectral groups; 32 px of 8 = a 4 x 4 token grid; neck maps of 32, 16, 8 and 4 px.
-TINY_CONFIG = dict(
-    image_size=32,
-    patch_size=8,
-    num_bands=6,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    decoder_hidden_size=16,
-    decoder_num_hidden_layers=1,
-    decoder_num_attention_heads=2,
-    decoder_intermediate_size=20,
-    neck_intermediate_sizes=[8, 8, 16, 16],
-    neck_hidden_sizes=[4, 8, 16, 16],
-    neck_norm_groups=4,
-    decode_head_hidden_size=8,
-    decode_head_norm_groups=4,
-)
-
-
-def tiny_config(**overrides) -> SpectralGPTConfig:
-    """`TINY_CONFIG` with `overrides` (any SpectralGPTConfig field). Use: `from conftest import tiny_config`."""
-    return SpectralGPTConfig(**{**TINY_CONFIG, **overrides})
 
 
 def missing(message: str):

@@ -15,7 +15,7 @@ from transformers import (
     UperNetForSemanticSegmentation,
 )
 
-from conftest import tiny_config
+from testing_utils import tiny_config
 from spectralgpt_hf import (
     CheckpointConversionError,
     SpectralGPTBackbone,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForPreTraining
 
-from conftest import tiny_config as shared_tiny_config
+from testing_utils import tiny_config as shared_tiny_config
 from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForPreTraining, SpectralGPTModel
 
 

@@ -58,7 +58,7 @@ from transformers_common_tests.test_backbone_common import BackboneTesterMixin  
 from transformers_common_tests.test_configuration_common import ConfigTester  # noqa: E402
 from transformers_common_tests.test_modeling_common import ModelTesterMixin, floats_tensor  # noqa: E402
 
-from conftest import tiny_config  # noqa: E402
+from testing_utils import tiny_config  # noqa: E402
 from spectralgpt_hf import (  # noqa: E402
     SpectralGPTBackbone,
     SpectralGPTConfig,

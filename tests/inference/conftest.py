@@ -40,7 +40,7 @@ def major_tom_folder(data_dir) -> Path:
 def scene_crops(major_tom_folder, tmp_path_factory) -> list[Path]:
     """Four 180 px per-band folders cut from different parts of the Major-TOM scene."""
     root = tmp_path_factory.mktemp("crops")
-    offsets = [(0, 0), (0, 480), (480, 0), (540, 600)]
+    offsets = [(0, 0), (0, 336), (336, 0), (300, 324)]
     return [
         crop_band_folder(major_tom_folder, root / f"scene_{index}", row, col, 180)
         for index, (row, col) in enumerate(offsets)

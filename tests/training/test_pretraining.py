@@ -30,7 +30,7 @@ from spectralgpt_hf import geo
 from spectralgpt_hf.training.optimization import scaled_learning_rate
 from spectralgpt_hf.training.pretraining import PretrainingArguments, find_raster_samples, pretrain
 
-from conftest import REPO_ROOT
+from testing_utils import REPO_ROOT
 from layouts import tiny_pretrain_manifest
 TINY_MODEL = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
