@@ -6,27 +6,20 @@ import transformers
 # The top-level AutoImageProcessor is a placeholder without Pillow; the class in its module works without it.
 from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
+from . import modeling_spectralgpt as modeling
 from .configuration_spectralgpt import SpectralGPTConfig
 from .image_processing_spectralgpt import SpectralGPTImageProcessor
-from .modeling_spectralgpt import (
-    SpectralGPTBackbone,
-    SpectralGPTForChangeDetection,
-    SpectralGPTForImageClassification,
-    SpectralGPTForPreTraining,
-    SpectralGPTForSemanticSegmentation,
-    SpectralGPTModel,
-)
 
 # Auto class name -> our class. transformers has no AutoModelForChangeDetection: that entry only records, in a
 # repository's auto_map, where the change-detection class is (for get_class_from_dynamic_module).
 AUTO_CLASSES = {
     "AutoConfig": SpectralGPTConfig,
-    "AutoModel": SpectralGPTModel,
-    "AutoModelForPreTraining": SpectralGPTForPreTraining,
-    "AutoModelForImageClassification": SpectralGPTForImageClassification,
-    "AutoModelForSemanticSegmentation": SpectralGPTForSemanticSegmentation,
-    "AutoBackbone": SpectralGPTBackbone,
-    "AutoModelForChangeDetection": SpectralGPTForChangeDetection,
+    "AutoModel": modeling.SpectralGPTModel,
+    "AutoModelForPreTraining": modeling.SpectralGPTForPreTraining,
+    "AutoModelForImageClassification": modeling.SpectralGPTForImageClassification,
+    "AutoModelForSemanticSegmentation": modeling.SpectralGPTForSemanticSegmentation,
+    "AutoBackbone": modeling.SpectralGPTBackbone,
+    "AutoModelForChangeDetection": modeling.SpectralGPTForChangeDetection,
     "AutoImageProcessor": SpectralGPTImageProcessor,
 }
 

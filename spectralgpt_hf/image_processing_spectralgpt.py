@@ -53,6 +53,13 @@ EVALUATION_RESIZE_AND_CROP = {
 }
 
 # Options of transformers' ImagesKwargs that this processor does not implement, with what to use instead.
+# The options `_validate_preprocess_kwargs` checks, in the order it unpacks them.
+_VALIDATED_OPTIONS = (
+    "normalization", "image_mean", "image_std", "min_max_epsilon", "band_names", "num_bands", "band_mean_channels",
+    "do_rescale", "rescale_factor", "do_resize", "size", "do_center_crop", "crop_size", "input_data_format",
+    "data_format",
+)  # fmt: skip
+
 _UNSUPPORTED_OPTIONS = {
     "do_normalize": "choose the normalisation with normalization='min_max' | 'mean_std' | 'sentinel_normalize' "
     "| None",
@@ -185,25 +192,13 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
         NaN); this uses 1e-12 so that a constant band gives 0."""
         return cls(**{"normalization": "min_max", "min_max_epsilon": 1e-12, **overrides})
 
-    def _validate_preprocess_kwargs(
-        self,
-        normalization=None,
-        image_mean=None,
-        image_std=None,
-        min_max_epsilon=None,
-        band_names=None,
-        num_bands=None,
-        band_mean_channels=None,
-        do_rescale=None,
-        rescale_factor=None,
-        do_resize=None,
-        size=None,
-        do_center_crop=None,
-        crop_size=None,
-        input_data_format=None,
-        data_format=None,
-        **kwargs,
-    ) -> None:
+    def _validate_preprocess_kwargs(self, **kwargs) -> None:
+        # transformers passes every option of the processor, defaults merged in.
+        options = {**dict.fromkeys(_VALIDATED_OPTIONS), **kwargs}
+        (normalization, image_mean, image_std, min_max_epsilon, band_names, num_bands, band_mean_channels, do_rescale,
+         rescale_factor, do_resize, size, do_center_crop, crop_size, input_data_format, data_format) = (
+            options[name] for name in _VALIDATED_OPTIONS
+        )  # fmt: skip
         for name, advice in _UNSUPPORTED_OPTIONS.items():
             if kwargs.get(name) is not None:
                 raise ValueError(f"SpectralGPTImageProcessor does not support {name}: {advice}.")
