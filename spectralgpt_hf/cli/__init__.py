@@ -55,6 +55,7 @@ def predict(args: argparse.Namespace) -> None:
     output = predict_scene(
         model, args.input, args.output, input_2=args.input2, processor=load_image_processor(args.model),
         tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,
+        **product_options(args),
     )  # fmt: skip
     print(f"Wrote {output}")
 
@@ -67,8 +68,9 @@ def embed(args: argparse.Namespace) -> None:
     output = embed_scene(
         model, args.input, args.output, processor=load_image_processor(args.model),
         tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, progress=not args.quiet,
+        geoparquet=args.geoparquet, **product_options(args),
     )  # fmt: skip
-    print(f"Wrote {output}")
+    print(f"Wrote {output}" + (f" and {args.geoparquet}" if args.geoparquet else ""))
 
 
 def pretrain(args: argparse.Namespace) -> None:
@@ -96,13 +98,41 @@ def add_pretrain_command(commands) -> None:
 
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a save_pretrained folder or a Hub model id")
-    parser.add_argument("--input", required=True, help="a stacked GeoTIFF or a folder of per-band GeoTIFFs")
-    parser.add_argument("--output", required=True, help="GeoTIFF to write (atomically)")
+    parser.add_argument(
+        "--input", required=True, help="a stacked GeoTIFF, a folder of per-band files, a .SAFE folder or .SAFE.zip, "
+        "a STAC Item JSON, or a URL / GDAL path of a GeoTIFF",
+    )  # fmt: skip
+    parser.add_argument("--output", required=True, help="Cloud-Optimized GeoTIFF to write (atomically)")
     parser.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: the model's size)")
     parser.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_product_arguments(parser)
+
+
+def add_product_arguments(parser: argparse.ArgumentParser) -> None:
+    """Real-product input and output options of predict and embed."""
+    parser.add_argument("--nodata", type=float, help="stored value of invalid pixels, for files without a nodata tag")
+    parser.add_argument(
+        "--mask", help="pixels to leave out: 'scl' (SCL classes 0,1,3,8,9,10), 'scl:3,8,9,10', or a cloud-mask "
+        "raster (masked where not 0); masked pixels are nodata in the output",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-radiometric-correction", dest="radiometric_correction", action="store_false",
+        help="feed the stored values as they are instead of removing the product's offset (04.00+ baselines)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--normalization", choices=["processor", "fixed"], default="processor",
+        help="'fixed': mean/std statistics for every tile instead of the processor's per-tile min-max",
+    )  # fmt: skip
+    parser.add_argument("--format", dest="output_format", choices=["cog", "gtiff"], default="cog", help="output file")
+    parser.add_argument("--dtype", dest="output_dtype", choices=["float32", "float16"], help="float output type")
+
+
+def product_options(args: argparse.Namespace) -> dict:
+    names = ("nodata", "mask", "radiometric_correction", "normalization", "output_format", "output_dtype")
+    return {name: getattr(args, name) for name in names}
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -160,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed_parser = commands.add_parser("embed", help="Write per-patch encoder embeddings of a whole scene.")
     add_scene_arguments(embed_parser)
+    embed_parser.add_argument("--geoparquet", help="also write the embeddings as GeoParquet (one row per patch)")
     embed_parser.set_defaults(handler=embed)
 
     demo_parser = commands.add_parser(

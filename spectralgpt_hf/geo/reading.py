@@ -98,6 +98,21 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+class _NearestOnGrid:
+    """A mask raster on the scene's grid by nearest neighbour, for one in the same CRS with another pixel size:
+    each scene pixel takes the mask pixel under its centre, exactly (the warper's approximation can shift class
+    boundaries by a pixel)."""
+
+    def __init__(self, dataset, transform: rasterio.Affine):
+        self.dataset, self.transform, self.name = dataset, transform, dataset.name
+
+    def read(self, index, window: Window) -> np.ndarray:
+        bounds = rasterio.windows.bounds(window, self.transform)
+        source_window = rasterio.windows.from_bounds(*bounds, transform=self.dataset.transform)
+        shape = (self.dataset.count, int(window.height), int(window.width))
+        return self.dataset.read(window=source_window, out_shape=shape, resampling=Resampling.nearest)
+
+
 class Scene:
     """An open raster source (stacked file, per-band folder, SAFE product, STAC Item), read by window on its finest
     grid.
@@ -255,6 +270,8 @@ class Scene:
             )
         path = spec.path or self.files.scl
         dataset = self._open(path, "the mask" if spec.path else "the scene classification (SCL)")
+        if dataset.crs == self.crs and dataset.transform.is_rectilinear:
+            return _NearestOnGrid(dataset, self.transform), spec
         return self._on_reference_grid(dataset, Resampling.nearest, keep_dtype=True)[0], spec
 
     def _on_reference_grid(self, dataset, resampling: Resampling | None = None, keep_dtype: bool = False) -> tuple:
