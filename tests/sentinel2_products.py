@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
@@ -186,3 +187,29 @@ def build_corrected_folder(data_dir: Path, root: Path) -> Path:
     _, profile_20m = read_band(source, "B05")
     write_raster(folder / f"{TILE}_SCL_20m.tif", scl_array(profile_20m), {**profile_20m, "driver": "GTiff"})
     return folder
+
+
+# Fixtures for the test modules that import them: each product is built once per session.
+@pytest.fixture(scope="session")
+def product_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("products")
+
+
+@pytest.fixture(scope="session")
+def safe(data_dir, product_root):
+    return build_safe(data_dir, product_root)
+
+
+@pytest.fixture(scope="session")
+def safe_zip(safe, product_root):
+    return zip_safe(safe, product_root)
+
+
+@pytest.fixture(scope="session")
+def stac_item(data_dir, product_root):
+    return build_stac_item(data_dir, product_root)
+
+
+@pytest.fixture(scope="session")
+def corrected_folder(data_dir, product_root):
+    return build_corrected_folder(data_dir, product_root)

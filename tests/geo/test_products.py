@@ -8,36 +8,12 @@ import numpy as np
 import pytest
 import rasterio
 import sentinel2_products as products
+from sentinel2_products import corrected_folder, product_root, safe, safe_zip, stac_item  # noqa: F401 (fixtures)
 
 from spectralgpt_hf.geo import describe_source, open_scene, read_bands
 from spectralgpt_hf.geo.masks import SCL_INVALID, parse_mask
 
 BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
-
-
-@pytest.fixture(scope="session")
-def product_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("products")
-
-
-@pytest.fixture(scope="session")
-def safe(data_dir, product_root):
-    return products.build_safe(data_dir, product_root)
-
-
-@pytest.fixture(scope="session")
-def safe_zip(safe, product_root):
-    return products.zip_safe(safe, product_root)
-
-
-@pytest.fixture(scope="session")
-def stac_item(data_dir, product_root):
-    return products.build_stac_item(data_dir, product_root)
-
-
-@pytest.fixture(scope="session")
-def corrected_folder(data_dir, product_root):
-    return products.build_corrected_folder(data_dir, product_root)
 
 
 def test_the_jpeg2000_driver_is_available():
