@@ -26,7 +26,10 @@ GRANULE = f"L2A_{TILE}_A036749_20220706T090313"
 OFFSET = -1000
 # SCL: vegetation, with a block of high-probability cloud (9) and one of cloud shadow (3), in 20 m pixels
 SCL_CLOUD = (slice(100, 140), slice(200, 260))
-SCL_SHADOW = (slice(300, 320), slice(40, 90))
+SCL_SHADOW = (slice(200, 220), slice(40, 90))
+# The products cover the top-left 5280 m of the sample (528 px at 10 m), to keep the model runs short.
+EXTENT_M = 5280
+SIZE = EXTENT_M // 10
 
 
 def major_tom_folder(data_dir: Path) -> Path:
@@ -50,12 +53,14 @@ def write_jp2(path: Path, array: np.ndarray, profile: dict) -> Path:
 
 
 def read_band(folder: Path, band: str, factor: int = 1) -> tuple[np.ndarray, dict]:
+    """The top-left `EXTENT_M` of a band of the sample, averaged over `factor` x `factor` pixels."""
     with rasterio.open(folder / f"{band}.tif") as source:
-        if factor == 1:
-            return source.read(1), source.profile
-        shape = (source.height // factor, source.width // factor)
-        array = source.read(1, out_shape=shape, resampling=Resampling.average)
-        profile = {**source.profile, "transform": source.transform @ rasterio.Affine.scale(factor)}
+        size = round(EXTENT_M / source.transform.a)
+        window = rasterio.windows.Window(0, 0, size, size)
+        shape = (size // factor, size // factor)
+        array = source.read(1, window=window, out_shape=shape, resampling=Resampling.average)
+        profile = {**source.profile, "width": shape[1], "height": shape[0]}
+        profile["transform"] = source.transform @ rasterio.Affine.scale(factor)
         return array, profile
 
 
@@ -156,7 +161,10 @@ def build_stac_item(data_dir: Path, root: Path, keys: str = "common") -> Path:
     )  # fmt: skip
     for band in (*BANDS_10M, *BANDS_20M, *BANDS_60M):
         href = cogs / f"{band}.tif"
-        rasterio.shutil.copy(source / f"{band}.tif", href, driver="COG")
+        array, profile = read_band(source, band)
+        staging = write_raster(cogs / f"staging-{band}.tif", array, {**profile, "driver": "GTiff"})
+        rasterio.shutil.copy(staging, href, driver="COG")
+        staging.unlink()
         key = COMMON[band] if keys == "common" else band
         item.add_asset(key, pystac.Asset(
             href=str(href), media_type=pystac.MediaType.COG, roles=["data"],
@@ -174,15 +182,15 @@ def build_stac_item(data_dir: Path, root: Path, keys: str = "common") -> Path:
     return path
 
 
-def build_corrected_folder(data_dir: Path, root: Path) -> Path:
+def build_corrected_folder(data_dir: Path, root: Path, offset: int = OFFSET, name: str = "exported") -> Path:
     """The bands minus the offset (what a 04.00+ product means), as nested GeoTIFFs with resolution suffixes and
-    no metadata; the SCL beside them."""
+    no metadata; the SCL beside them. `offset=0`: the stored values."""
     source = major_tom_folder(data_dir)
-    folder = root / "exported"
+    folder = root / name
     for band in (*BANDS_10M, *BANDS_20M, *BANDS_60M):
         array, profile = read_band(source, band)
         resolution = 10 if band in BANDS_10M else 20 if band in BANDS_20M else 60
-        corrected = (array.astype(np.int32) + OFFSET).astype(np.uint16)
+        corrected = (array.astype(np.int32) + offset).astype(np.uint16)
         write_raster(folder / f"R{resolution}m" / f"{TILE}_{band}_{resolution}m.tif", corrected, {**profile, "driver": "GTiff"})
     _, profile_20m = read_band(source, "B05")
     write_raster(folder / f"{TILE}_SCL_20m.tif", scl_array(profile_20m), {**profile_20m, "driver": "GTiff"})

@@ -44,7 +44,7 @@ def encoder():
 
 
 def cloud_pixels() -> np.ndarray:
-    masked = np.zeros((1068, 1068), dtype=bool)
+    masked = np.zeros((products.SIZE, products.SIZE), dtype=bool)
     for rows, cols in (products.SCL_CLOUD, products.SCL_SHADOW):
         masked[rows.start * 2 : rows.stop * 2, cols.start * 2 : cols.stop * 2] = True
     return masked
@@ -73,7 +73,8 @@ def test_every_input_form_gives_the_same_outputs(safe, safe_zip, stac_item, corr
 def test_radiometric_correction_flag(data_dir, safe, segmenter, tmp_path):
     """Without the correction a 05.10 product gives what its stored values give; with it, other inputs (the
     fixed statistics see the offset)."""
-    plain = read(predict_scene(segmenter, products.major_tom_folder(data_dir), tmp_path / "plain.tif", normalization="fixed", **RUN))
+    stored_folder = products.build_corrected_folder(data_dir, tmp_path, offset=0)
+    plain = read(predict_scene(segmenter, stored_folder, tmp_path / "plain.tif", normalization="fixed", **RUN))
     stored = read(predict_scene(segmenter, safe, tmp_path / "stored.tif", normalization="fixed", radiometric_correction=False, **RUN))
     corrected = read(predict_scene(segmenter, safe, tmp_path / "corrected.tif", normalization="fixed", **RUN))
     np.testing.assert_array_equal(stored, plain)
@@ -116,7 +117,7 @@ def test_embed_command_line_with_product_options(safe_zip, encoder, tmp_path):
     assert cog_layout_errors(output) == []
     embeddings = read(output)
     valid = ~np.isnan(embeddings).all(0)
-    assert embeddings.shape == (32, 133, 133) and not valid.all()  # patches entirely under cloud are NaN
+    assert embeddings.shape == (32, products.SIZE // 8, products.SIZE // 8) and not valid.all()  # patches entirely under cloud are NaN
     table = pq.read_table(parquet)
     assert table.num_rows == valid.sum() and set(table["scene_id"].to_pylist()) == {products.PRODUCT}
     assert json.loads(pq.read_schema(parquet).metadata[b"geo"])["primary_column"] == "geometry"
