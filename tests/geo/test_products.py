@@ -155,3 +155,30 @@ def test_recursive_folder_search_refuses_two_files_for_one_band(corrected_folder
     shutil.copy(next(folder.rglob("*_B02_10m.tif")), folder / "R20m" / "T33NZA_B02_20m.tif")
     with pytest.raises(ValueError, match=r"Several files .* hold the same band \(B02: R10m/T33NZA_B02_10m.tif, R20m/"):
         open_scene(folder, ["B02"])
+
+
+def test_l1c_product_without_resolution_folders(data_dir, tmp_path):
+    """L1C: band files straight in IMG_DATA, no resolution suffix, RADIO_ADD_OFFSET and QUANTIFICATION_VALUE."""
+    source = products.major_tom_folder(data_dir)
+    safe = tmp_path / "S2A_MSIL1C_20220706T085611_N0400_R007_T33NZA_20220706T110000.SAFE"
+    images = "GRANULE/L1C_T33NZA_A036749_20220706T090313/IMG_DATA"
+    names = []
+    for band in ("B02", "B8A", "B10"):
+        array, profile = products.read_band(source, "B09" if band == "B10" else band)
+        names.append(f"{images}/T33NZA_20220706T085611_{band}")
+        products.write_jp2(safe / f"{names[-1]}.jp2", array, profile)
+    entries = "".join(f"<IMAGE_FILE>{name}</IMAGE_FILE>" for name in names)
+    offsets = "".join(f'<RADIO_ADD_OFFSET band_id="{index}">-1000</RADIO_ADD_OFFSET>' for index in range(13))
+    (safe / "MTD_MSIL1C.xml").write_text(
+        '<n1:Level-1C_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-1C.xsd">'
+        f"<n1:General_Info><Product_Info><Product_Organisation><Granule_List><Granule>{entries}</Granule>"
+        "</Granule_List></Product_Organisation></Product_Info><Product_Image_Characteristics>"
+        f"<QUANTIFICATION_VALUE unit=\"none\">10000</QUANTIFICATION_VALUE><Radiometric_Offset_List>{offsets}"
+        "</Radiometric_Offset_List></Product_Image_Characteristics></n1:General_Info></n1:Level-1C_User_Product>"
+    )
+    files = describe_source(safe)
+    assert sorted(files.band_files) == ["B02", "B10", "B8A"] and files.scl is None
+    assert files.offsets == {"B02": -1000, "B8A": -1000, "B10": -1000} and files.quantification == 10000
+    bands = read_bands(safe, ["B02", "B10"])
+    stored = read_bands(safe, ["B02", "B10"], radiometric_correction=False)
+    np.testing.assert_allclose(bands.data, stored.data - 1000)
