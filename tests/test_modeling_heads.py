@@ -19,7 +19,6 @@ from testing_utils import tiny_config
 from spectralgpt_hf import (
     CheckpointConversionError,
     SpectralGPTBackbone,
-    SpectralGPTConfig,
     SpectralGPTForChangeDetection,
     SpectralGPTForImageClassification,
     SpectralGPTForPreTraining,

@@ -68,7 +68,12 @@ def run_scene_command(args: argparse.Namespace, task: str) -> None:
     )
     options = dict(
         processor=load_image_processor(args.model), tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+        **product_options(args),
     )  # fmt: skip
+    if getattr(args, "geoparquet", None):
+        if len(jobs) > 1:
+            raise ValueError("--geoparquet names one file: use it with a single scene.")
+        options["geoparquet"] = args.geoparquet
     single = len(jobs) == 1 and args.output.lower().endswith((".tif", ".tiff"))
     if single:
         second = {"input_2": jobs[0].input_2} if jobs[0].input_2 else {}
@@ -132,12 +137,13 @@ def add_pretrain_command(commands) -> None:
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a save_pretrained folder or a Hub model id")
     parser.add_argument(
-        "--input", action="extend", nargs="+", default=[], help="scenes: stacked GeoTIFFs or per-band folders, "
-        "glob patterns, .txt files with one scene per line, STAC ItemCollection .json files (repeatable)",
+        "--input", action="extend", nargs="+", default=[], help="scenes: stacked GeoTIFFs, per-band folders, "
+        ".SAFE folders or .SAFE.zip, STAC Item JSON, URLs / GDAL paths, glob patterns, .txt files with one scene per "
+        "line, STAC ItemCollection .json files (repeatable)",
     )  # fmt: skip
     parser.add_argument(
-        "--output", required=True, help="a folder, one <scene id>.tif per scene plus index.jsonl; for one scene "
-        "also a .tif path",
+        "--output", required=True, help="a folder, one <scene id>.tif (Cloud-Optimized GeoTIFF) per scene plus "
+        "index.jsonl; for one scene also a .tif path",
     )  # fmt: skip
     parser.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: the model's size)")
     parser.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
@@ -152,6 +158,32 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
         "(exit code 1 at the end) or stop (exit code 3); the index records the error either way",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_product_arguments(parser)
+
+
+def add_product_arguments(parser: argparse.ArgumentParser) -> None:
+    """Real-product input and output options of predict and embed."""
+    parser.add_argument("--nodata", type=float, help="stored value of invalid pixels, for files without a nodata tag")
+    parser.add_argument(
+        "--mask", help="pixels to leave out: 'scl' (SCL classes 0,1,3,8,9,10), 'scl:3,8,9,10', or a cloud-mask "
+        "raster (masked where not 0); masked pixels are nodata in the output",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-radiometric-correction", dest="radiometric_correction", action="store_false",
+        help="feed the stored values as they are instead of removing the product's offset (04.00+ baselines)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--normalization", choices=["processor", "fixed"], default="processor",
+        help="'fixed': mean/std statistics for every tile instead of the processor's per-tile min-max",
+    )  # fmt: skip
+    parser.add_argument("--format", dest="output_format", choices=["cog", "gtiff"], default="cog", help="output file")
+    parser.add_argument("--output-dtype", choices=["float32", "float16"], help="type of float outputs (float16 halves "
+                        "embeddings; --dtype is the model's precision)")  # fmt: skip
+
+
+def product_options(args: argparse.Namespace) -> dict:
+    names = ("nodata", "mask", "radiometric_correction", "normalization", "output_format", "output_dtype")
+    return {name: getattr(args, name) for name in names}
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -213,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed_parser = commands.add_parser("embed", help="Write per-patch encoder embeddings of a whole scene.")
     add_scene_arguments(embed_parser)
+    embed_parser.add_argument("--geoparquet", help="also write the embeddings as GeoParquet (one row per patch)")
     embed_parser.set_defaults(handler=embed, pairs=None)
 
     demo_parser = commands.add_parser(

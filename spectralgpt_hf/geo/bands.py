@@ -28,15 +28,27 @@ DATASET_BAND_ORDERS = {
     "spectralgpt": tuple(SENTINEL2_BANDS),
 }
 
-RASTER_SUFFIXES = (".tif", ".tiff")
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+
+# STAC `eo:bands` common names of the Sentinel-2 bands; accepted wherever a band is named.
+COMMON_NAMES = {
+    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
+    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11",
+    "swir22": "B12",
+}  # fmt: skip
 
 _BAND_NAME = re.compile(r"\s*B?0*(\d{1,2})(A?)\s*", re.IGNORECASE)
-# A band token at the end of a file stem: "B02", "B2", "x_B8A", "x-B11", "x.B03".
-_BAND_FILE_STEM = re.compile(r"(?:^|.*[_.\-])(B\d{1,2}A?)", re.IGNORECASE)
+# A band token at the end of a file stem, optionally followed by a resolution: "B02", "B2", "x_B8A", "x-B11",
+# "x.B03", "T33UVP_20220626T095029_B02_10m".
+_BAND_FILE_STEM = re.compile(r"(?:^|.*[_.\-])(B\d{1,2}A?)(?:_(\d+)m)?", re.IGNORECASE)
 
 
 def canonical_band_name(name: str) -> str:
-    """The canonical Sentinel-2 name of a band: "B1", "b01", "01" give "B01"; "B8a", "8A" give "B8A"."""
+    """The canonical Sentinel-2 name of a band: "B1", "b01", "01" give "B01"; "B8a", "8A" give "B8A"; STAC common
+    names too: "blue" gives "B02", "nir08" gives "B8A"."""
+    alias = COMMON_NAMES.get(str(name).strip().lower())
+    if alias is not None:
+        return alias
     match = _BAND_NAME.fullmatch(str(name))
     if match:
         number, suffix = int(match[1]), match[2].upper()
@@ -45,12 +57,20 @@ def canonical_band_name(name: str) -> str:
             return canonical
     raise ValueError(
         f"{name!r} is not a Sentinel-2 band name. Use one of {', '.join(ALL_SENTINEL2_BANDS)} "
-        "(spellings such as 'B1', 'b01', '01' or 'B8a' are accepted)."
+        "(spellings such as 'B1', 'b01', '01' or 'B8a' are accepted), or a STAC common name: "
+        f"{', '.join(COMMON_NAMES)}."
     )
 
 
 def band_name_from_filename(path: str | os.PathLike) -> str | None:
-    """The band a single-band file holds according to its name (`B02.tif`, `x_B8A.tif`), or None if no band."""
+    """The band a single-band file holds according to its name (`B02.tif`, `x_B8A.tif`, `T33UVP_..._B02_10m.jp2`),
+    or None if no band."""
+    band_and_resolution = band_and_resolution_from_filename(path)
+    return None if band_and_resolution is None else band_and_resolution[0]
+
+
+def band_and_resolution_from_filename(path: str | os.PathLike) -> tuple[str, int | None] | None:
+    """(band, resolution in metres or None) from a band file's name: `x_B02_10m.jp2` gives ("B02", 10)."""
     path = Path(path)
     if path.suffix.lower() not in RASTER_SUFFIXES:
         return None
@@ -58,7 +78,7 @@ def band_name_from_filename(path: str | os.PathLike) -> str | None:
     if match is None:
         return None
     try:
-        return canonical_band_name(match[1])
+        return canonical_band_name(match[1]), int(match[2]) if match[2] else None
     except ValueError:
         return None
 

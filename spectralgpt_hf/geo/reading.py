@@ -14,9 +14,18 @@ Bands are always matched by name, never by position. Bands that are present but 
 left out. The 20 m and 60 m bands of a folder are resampled onto the grid of its finest band (10 m), using their
 georeferencing, so the result has the CRS and transform of that grid.
 
-Invalid pixels (the file's nodata value, NaN, or a pixel of the 10 m grid that a coarser band's footprint does not
-cover) are NaN in `RasterBands.data` and False in `RasterBands.valid_mask`. `SpectralGPTImageProcessor` turns NaN
-into 0 after normalisation.
+Besides these, a scene can be a Sentinel-2 SAFE product (`.SAFE` folder or `.SAFE.zip`), a STAC Item JSON, or a
+URL or GDAL virtual path of a stacked file (see `sources.describe_source`). Folders are searched recursively and
+JPEG 2000 files and resolution suffixes (`x_B02_10m.jp2`) are understood.
+
+Values are returned on one scale, reflectance x 10000 without offset (the scale of the model statistics): the
+offset and quantification value the product states (SAFE metadata, STAC raster:bands / processing baseline) are
+applied; a source without such metadata is taken as already on that scale. `radiometric_correction=False` returns
+the stored values.
+
+Invalid pixels (the file's nodata value or `nodata`, NaN, a pixel of the 10 m grid that a coarser band's footprint
+does not cover, or a pixel that `mask` masks) are NaN in `RasterBands.data` and False in `RasterBands.valid_mask`.
+`SpectralGPTImageProcessor` leaves NaN out of min-max statistics and turns it into 0 after normalisation.
 """
 
 from __future__ import annotations
@@ -30,16 +39,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..configuration_spectralgpt import SENTINEL2_BANDS
-from .bands import (
-    ALL_SENTINEL2_BANDS,
-    DATASET_BAND_ORDERS,
-    band_name_from_filename,
-    canonical_band_list,
-)
+from .bands import ALL_SENTINEL2_BANDS, DATASET_BAND_ORDERS, canonical_band_list
+from .masks import MaskSpec, parse_mask
+from .sources import QUANTIFICATION_SCALE, describe_source, is_remote
 
 
 def _resampling_method(name: str) -> Resampling:
@@ -74,20 +81,49 @@ class RasterBands:
 
 @dataclass(frozen=True)
 class _BandLayer:
-    """Where one requested band is read from: layer `index` of `reader`, with the reader's nodata value."""
+    """Where one requested band is read from: layer `index` of `reader`, with its nodata value, and the linear map
+    (value + offset) x gain onto the model's scale."""
 
     output_position: int
     reader: rasterio.io.DatasetReader | WarpedVRT
     index: int
     nodata: float | None
+    band: str = ""
+    offset: float = 0.0
+    gain: float = 1.0
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class _NearestOnGrid:
+    """A mask raster on the scene's grid by nearest neighbour, for one in the same CRS with another pixel size:
+    each scene pixel takes the mask pixel under its centre, exactly (the warper's approximation can shift class
+    boundaries by a pixel)."""
+
+    def __init__(self, dataset, transform: rasterio.Affine):
+        self.dataset, self.transform, self.name = dataset, transform, dataset.name
+
+    def read(self, index, window: Window) -> np.ndarray:
+        # the window's corners in the mask's pixels (same CRS, rectilinear grids)
+        left, top = ~self.dataset.transform @ (self.transform @ (window.col_off, window.row_off))
+        right, bottom = ~self.dataset.transform @ (
+            self.transform @ (window.col_off + window.width, window.row_off + window.height)
+        )
+        source_window = Window(left, top, right - left, bottom - top)
+        shape = (self.dataset.count, int(window.height), int(window.width))
+        return self.dataset.read(window=source_window, out_shape=shape, resampling=Resampling.nearest)
 
 
 class Scene:
-    """An open raster source (stacked file or per-band folder), read by window on its finest grid.
+    """An open raster source (stacked file, per-band folder, SAFE product, STAC Item), read by window on its finest
+    grid.
 
     Files stay open until `close()` (or the end of a `with` block), so reading many windows is cheap.
     Create it with `open_scene`. Attributes: `band_names` (requested), `available_bands` (in the source),
-    `missing_bands`, and the grid: `crs`, `transform`, `height`, `width`.
+    `missing_bands`, `scene_id`, `files` (the `SourceFiles`), and the grid: `crs`, `transform`, `height`, `width`.
     """
 
     def __init__(
@@ -98,34 +134,61 @@ class Scene:
         file_band_order: Sequence[str] | str | None = None,
         fill_missing: bool = False,
         resampling: str = "bilinear",
+        nodata: float | None = None,
+        mask: str | os.PathLike | Sequence[int] | MaskSpec | None = None,
+        radiometric_correction: bool = True,
     ):
-        self.source = Path(source)
+        self.source = os.fspath(source) if is_remote(source) else Path(source)
         self.band_names = canonical_band_list(band_names, "band_names")
         self._resampling = _resampling_method(resampling)
+        self._nodata, self._radiometric_correction = nodata, radiometric_correction
+        self._mask_spec = parse_mask(mask)
         self._files = contextlib.ExitStack()
         try:
-            if self.source.is_dir():
+            self.files = describe_source(source)
+            self.scene_id = self.files.scene_id
+            if self.files.stacked is not None:
+                layers = self._open_stacked_file(file_band_order)
+            else:
                 if file_band_order is not None:
                     raise ValueError(
                         f"file_band_order applies to stacked files only; {self.source} is a folder, whose band "
                         "names come from its file names. Leave file_band_order out."
                     )
-                layers = self._open_folder()
-            elif self.source.is_file():
-                layers = self._open_stacked_file(file_band_order)
-            else:
-                raise FileNotFoundError(f"No raster file or folder at {self.source}.")
+                layers = self._open_band_files()
             self.missing_bands = tuple(name for name in self.band_names if name not in self.available_bands)
             self._check_missing(fill_missing)
             self._layers = [
-                _BandLayer(position, *layers[name]) for position, name in enumerate(self.band_names) if name in layers
+                self._band_layer(position, name, *layers[name])
+                for position, name in enumerate(self.band_names)
+                if name in layers
             ]
+            self._mask = self._open_mask()
         except BaseException:
             self._files.close()
             raise
 
-    def _open(self, path: Path) -> rasterio.io.DatasetReader:
-        return self._files.enter_context(rasterio.open(path))
+    def _open(self, path: str, what: str) -> rasterio.io.DatasetReader:
+        try:
+            return self._files.enter_context(rasterio.open(path))
+        except RasterioIOError as error:
+            if not is_remote(path) and not Path(path).exists():
+                raise FileNotFoundError(f"The file of {what} does not exist: {path}.") from None
+            raise ValueError(f"Cannot open {path} ({what}): {_first_line(error)}") from None
+
+    def _band_layer(self, position: int, name: str, reader, index: int, nodata) -> _BandLayer:
+        offset, gain = 0.0, 1.0
+        if self._radiometric_correction:
+            offset = self.files.offsets.get(name, 0.0)
+            gain = QUANTIFICATION_SCALE / self.files.quantification
+        return _BandLayer(position, reader, index, nodata, name, offset, gain)
+
+    def _source_nodata(self, dataset, index: int = 1) -> float | None:
+        """`nodata` if given, else the file's, else the product's (0 for SAFE products)."""
+        if self._nodata is not None:
+            return self._nodata
+        file_nodata = dataset.nodatavals[index - 1]
+        return self.files.nodata if file_nodata is None else file_nodata
 
     def _set_grid(self, dataset) -> None:
         self.crs, self.transform = dataset.crs, dataset.transform
@@ -133,11 +196,11 @@ class Scene:
 
     # The openers set the grid and `available_bands`, and return {requested band: (reader, index, nodata)}.
     def _open_stacked_file(self, file_band_order) -> dict[str, tuple]:
-        dataset = self._open(self.source)
+        dataset = self._open(self.files.stacked, "the scene")
         self._set_grid(dataset)
         self.available_bands = self._stacked_layer_names(dataset, file_band_order)
         return {
-            name: (dataset, index, dataset.nodatavals[index - 1])
+            name: (dataset, index, self._source_nodata(dataset, index))
             for index, name in enumerate(self.available_bands, start=1)
             if name in self.band_names
         }
@@ -177,23 +240,12 @@ class Scene:
             )
         return order
 
-    def _open_folder(self) -> dict[str, tuple]:
-        band_files: dict[str, list[Path]] = {}
-        for path in sorted(self.source.iterdir()):
-            name = band_name_from_filename(path)
-            if name is not None and path.is_file():
-                band_files.setdefault(name, []).append(path)
-        if not band_files:
-            raise ValueError(
-                f"No band files found in {self.source}: expected single-band GeoTIFFs named like B02.tif, B2.tif "
-                "or <prefix>_B02.tif."
-            )
-        ambiguous = {name: paths for name, paths in band_files.items() if len(paths) > 1}
-        if ambiguous:
-            listing = "; ".join(f"{name}: {', '.join(p.name for p in paths)}" for name, paths in ambiguous.items())
-            raise ValueError(f"Several files in {self.source} hold the same band ({listing}). Keep one per band.")
-
-        datasets = {name: self._open(paths[0]) for name, paths in band_files.items()}
+    def _open_band_files(self) -> dict[str, tuple]:
+        wanted_missing = {name: path for name, path in self.files.missing_files.items() if name in self.band_names}
+        if wanted_missing:
+            name, path = next(iter(wanted_missing.items()))
+            raise FileNotFoundError(f"The file of band {name} is missing from {self.source}: {path}.")
+        datasets = {name: self._open(path, f"band {name}") for name, path in self.files.band_files.items()}
         for name, dataset in datasets.items():
             if dataset.count != 1:
                 raise ValueError(
@@ -210,20 +262,37 @@ class Scene:
             if name in self.band_names
         }
 
-    def _on_reference_grid(self, dataset) -> tuple:
+    def _open_mask(self) -> tuple[object, MaskSpec] | None:
+        spec = self._mask_spec
+        if spec is None:
+            return None
+        if spec.path is None and self.files.scl is None:
+            raise ValueError(
+                f"Masking by SCL classes needs a scene classification, and {self.source} has none (SAFE L2A "
+                "products, STAC Items with an scl asset and folders with an SCL file have one). Pass a cloud-mask "
+                "file instead."
+            )
+        path = spec.path or self.files.scl
+        dataset = self._open(path, "the mask" if spec.path else "the scene classification (SCL)")
+        if dataset.crs == self.crs and dataset.transform.is_rectilinear:
+            return _NearestOnGrid(dataset, self.transform), spec
+        return self._on_reference_grid(dataset, Resampling.nearest, keep_dtype=True)[0], spec
+
+    def _on_reference_grid(self, dataset, resampling: Resampling | None = None, keep_dtype: bool = False) -> tuple:
+        nodata = self._source_nodata(dataset)
         if (dataset.crs, dataset.transform, dataset.shape) == (self.crs, self.transform, (self.height, self.width)):
-            return dataset, 1, dataset.nodata
+            return dataset, 1, nodata
         # A warped view onto the finest grid: reading a window of it reads only the matching source pixels (plus
-        # the resampling kernel's margin), and marks pixels the band does not cover as NaN.
+        # the resampling kernel's margin), and marks pixels the band does not cover as NaN (masks: as 0).
+        options = {} if keep_dtype else {"dtype": "float32", "nodata": float("nan"), "src_nodata": nodata}
         warped = WarpedVRT(
             dataset,
             crs=self.crs,
             transform=self.transform,
             width=self.width,
             height=self.height,
-            resampling=self._resampling,
-            dtype="float32",
-            nodata=float("nan"),
+            resampling=resampling or self._resampling,
+            **options,
         )
         return self._files.enter_context(warped), 1, None
 
@@ -271,13 +340,21 @@ class Scene:
         data = np.full((len(self.band_names), window.height, window.width), np.nan, dtype=np.float32)
         invalid = np.zeros((window.height, window.width), dtype=bool)
         for layer in self._layers:
-            values = layer.reader.read(layer.index, window=window)
+            values = self._read_layer(layer.reader, layer.index, window, f"band {layer.band}")
             layer_invalid = ~np.isfinite(values)
             if layer.nodata is not None:
                 layer_invalid |= values == layer.nodata
-            data[layer.output_position] = values
+            if (layer.offset, layer.gain) == (0.0, 1.0):
+                data[layer.output_position] = values
+            else:
+                data[layer.output_position] = (values.astype(np.float32) + layer.offset) * layer.gain
             data[layer.output_position][layer_invalid] = np.nan
             invalid |= layer_invalid
+        if self._mask is not None:
+            reader, spec = self._mask
+            masked = spec.masked(self._read_layer(reader, None, window, "the mask"))
+            data[:, masked] = np.nan
+            invalid |= masked
         return RasterBands(
             data=data,
             band_names=self.band_names,
@@ -286,6 +363,12 @@ class Scene:
             valid_mask=~invalid,
             missing_bands=self.missing_bands,
         )
+
+    def _read_layer(self, reader, index, window: Window, what: str) -> np.ndarray:
+        try:
+            return reader.read(index, window=window)
+        except RasterioIOError as error:
+            raise ValueError(f"Cannot read {what} from {reader.name}: {_first_line(error)}") from None
 
     def close(self) -> None:
         self._files.close()
@@ -304,6 +387,9 @@ def open_scene(
     file_band_order: Sequence[str] | str | None = None,
     fill_missing: bool = False,
     resampling: str = "bilinear",
+    nodata: float | None = None,
+    mask: str | os.PathLike | Sequence[int] | MaskSpec | None = None,
+    radiometric_correction: bool = True,
 ) -> Scene:
     """Open a stacked GeoTIFF or a per-band folder for repeated windowed reads; use it as a context manager.
 
@@ -315,10 +401,17 @@ def open_scene(
         fill_missing: return requested bands the source lacks as NaN (listed in `missing_bands`) instead of
             raising.
         resampling: how coarser bands are resampled onto the finest grid; a `rasterio.enums.Resampling` name.
+        nodata: the stored value of invalid pixels, for files that lack (or misstate) a nodata tag; SAFE products
+            default to 0.
+        mask: pixels to leave out: "scl" (SCL classes `masks.SCL_INVALID`), "scl:3,8,9" or a list of SCL classes,
+            or the path of a cloud-mask raster (masked where not 0).
+        radiometric_correction: apply the product's offset and quantification value so that values are
+            reflectance x 10000 (what the published checkpoints expect); False returns the stored values.
     """
     return Scene(
-        source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling
-    )
+        source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling,
+        nodata=nodata, mask=mask, radiometric_correction=radiometric_correction,
+    )  # fmt: skip
 
 
 def read_bands(
@@ -329,13 +422,15 @@ def read_bands(
     file_band_order: Sequence[str] | str | None = None,
     fill_missing: bool = False,
     resampling: str = "bilinear",
+    **options,
 ) -> RasterBands:
     """Read the requested bands of a stacked GeoTIFF or per-band folder, optionally only a window.
 
-    See `open_scene` for the arguments; `window` is in pixels of the finest (10 m) grid. To read many windows
-    of one scene, use `open_scene` once and call `Scene.read(window)`.
+    See `open_scene` for the arguments (`options`: nodata, mask, radiometric_correction); `window` is in pixels of
+    the finest (10 m) grid. To read many windows of one scene, use `open_scene` once and call `Scene.read(window)`.
     """
     with open_scene(
-        source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling
-    ) as scene:
+        source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling,
+        **options,
+    ) as scene:  # fmt: skip
         return scene.read(window)

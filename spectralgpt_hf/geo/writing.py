@@ -1,9 +1,10 @@
 # Copyright 2026 The spectralgpt_hf authors. Licensed under the Apache License, Version 2.0.
-"""Write GeoTIFF outputs atomically: a file appears under its name only once complete."""
+"""Write GeoTIFF and Cloud-Optimized GeoTIFF outputs atomically: a file appears under its name only once complete."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -94,3 +95,121 @@ def write_geotiff(
     ) as destination:
         destination.write(array)
     return Path(path)
+
+
+# Classic TIFF addresses at most 4 GiB; the uncompressed size (with overviews, a third more) decides, since the
+# compressed size is not known until the end: a compressed file under that estimate cannot overflow.
+CLASSIC_TIFF_LIMIT = 2**32
+OVERVIEW_FACTOR = 4 / 3
+OUTPUT_FORMATS = ("cog", "gtiff")
+OUTPUT_DTYPES = ("float32", "float16")
+
+
+def bigtiff_needed(height: int, width: int, count: int, dtype, overviews: bool = True) -> bool:
+    """Whether a raster of this size may not fit in a classic TIFF: its uncompressed size (plus overviews and a
+    margin for the file's own structures) exceeds 4 GiB."""
+    size = height * width * count * np.dtype(dtype).itemsize * (OVERVIEW_FACTOR if overviews else 1.0)
+    return size > 0.95 * CLASSIC_TIFF_LIMIT
+
+
+def class_colormap(num_classes: int, nodata: int | None = 255) -> dict[int, tuple[int, int, int, int]]:
+    """A colour per class (distinct hues, the same for every run) and transparent nodata, for a uint8 class map."""
+    colours = {}
+    for index in range(num_classes):
+        hue = (index * 0.618033988749895) % 1.0  # golden-ratio steps keep neighbouring classes apart
+        red, green, blue = _hsv_to_rgb(hue, 0.65, 0.95)
+        colours[index] = (red, green, blue, 255)
+    if nodata is not None:
+        colours[int(nodata)] = (0, 0, 0, 0)
+    return colours
+
+
+def _hsv_to_rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
+    import colorsys
+
+    return tuple(round(channel * 255) for channel in colorsys.hsv_to_rgb(hue, saturation, value))
+
+
+@contextlib.contextmanager
+def open_output(
+    path: str | os.PathLike,
+    *,
+    height: int,
+    width: int,
+    count: int,
+    dtype,
+    crs,
+    transform: rasterio.Affine,
+    band_descriptions: Sequence[str] | None = None,
+    nodata: float | None = None,
+    output_format: str = "cog",
+    output_dtype: str | None = None,
+    compress: str = "zstd",
+    class_names: Sequence[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """An open writer for a model output; the file appears at `path` complete, or not at all.
+
+    `output_format` "cog" (default) writes a Cloud-Optimized GeoTIFF (GDAL's COG driver: 512 px tiles, internal
+    overviews, predictor, `compress`) by writing a tiled GeoTIFF beside it first and converting it at the end;
+    "gtiff" writes the tiled GeoTIFF only. BigTIFF is used when `bigtiff_needed`. `output_dtype="float16"` stores
+    float32 values as 16-bit floats (half the size; read back as float32). `class_names` (for uint8 class maps)
+    adds a colour table and the names, as JSON, in the `class_names` tag.
+    """
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}.")
+    if output_dtype not in (None, *OUTPUT_DTYPES):
+        raise ValueError(f"output dtype must be one of {OUTPUT_DTYPES}, got {output_dtype!r}.")
+    half = output_dtype == "float16"
+    if half and np.dtype(dtype) != np.float32:
+        raise ValueError(f"float16 output is for float outputs (embeddings, scores), not {np.dtype(dtype)}.")
+    bigtiff = bigtiff_needed(height, width, count, np.float16 if half else dtype, overviews=output_format == "cog")
+    options = {"tiled": True, "blockxsize": 512, "blockysize": 512, "bigtiff": "YES" if bigtiff else "NO"}
+    if half:
+        options["nbits"] = 16
+    with contextlib.ExitStack() as stack:
+        final = stack.enter_context(atomic_file(path))
+        if output_format == "gtiff":
+            staging = final
+            options.update(compress=compress, predictor=3 if np.dtype(dtype).kind == "f" else 2)
+        else:
+            staging = stack.enter_context(_temporary_beside(Path(path), ".staging.tif"))
+            options.update(compress="zstd", zstd_level=1)  # fast: only read once, by the conversion
+        with open_geotiff_for_writing(
+            staging, height=height, width=width, count=count, dtype=dtype, crs=crs, transform=transform,
+            band_descriptions=band_descriptions, nodata=nodata, **options,
+        ) as destination:  # fmt: skip
+            if class_names is not None:
+                destination.write_colormap(1, class_colormap(len(class_names), nodata))
+                destination.update_tags(class_names=json.dumps(list(class_names)))
+            if tags:
+                destination.update_tags(**tags)
+            yield destination
+        if output_format == "cog":
+            _convert_to_cog(staging, final, dtype, compress, bigtiff, half, class_names is not None)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path, suffix: str) -> Iterator[Path]:
+    temporary = path.with_name(f".{path.name}{suffix}")
+    try:
+        yield temporary
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".aux.xml").unlink(missing_ok=True)
+
+
+def _convert_to_cog(source: Path, destination: Path, dtype, compress, bigtiff, half, categorical) -> None:
+    import rasterio.shutil
+
+    options = {
+        "compress": compress,
+        "predictor": "YES",  # 2 for integers, 3 for floats
+        "bigtiff": "YES" if bigtiff else "NO",
+        "blocksize": 512,
+        "overview_resampling": "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average",
+        "num_threads": "ALL_CPUS",
+    }
+    if half:
+        options["nbits"] = 16
+    rasterio.shutil.copy(source, destination, driver="COG", **options)

@@ -7,6 +7,7 @@ interrupted run leaves no partial file).
 """
 
 import contextlib
+import copy
 import os
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import numpy as np
 import rasterio
 import torch
 
+from ..configuration_spectralgpt import SENTINEL2_BANDS
 from ..geo import open_scene
-from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+from ..image_processing_spectralgpt import BIGEARTHNET_MEAN, BIGEARTHNET_STD, SpectralGPTImageProcessor
 from .tiling import OutputLayout, TileBatch, TiledScene, run_tiles
 
 CLASS_MAP_NODATA = 255
@@ -79,6 +81,31 @@ def masked_values(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid, values, np.nan).astype(np.float32)
 
 
+def fixed_statistics(processor: SpectralGPTImageProcessor, band_names: list[str]) -> SpectralGPTImageProcessor:
+    """The processor with mean/std normalisation on fixed statistics (its own, else the BigEarthNet preset's for
+    these bands) instead of a per-tile stretch, so that all tiles of a scene share one normalisation."""
+    if processor.normalization in ("mean_std", "sentinel_normalize"):
+        return processor
+    if processor.band_mean_channels:
+        raise ValueError("Fixed statistics are not defined for processors with band-mean channels (SegMunich).")
+    preset = dict(zip(SENTINEL2_BANDS, zip(BIGEARTHNET_MEAN, BIGEARTHNET_STD)))
+    unknown = [name for name in band_names if name not in preset]
+    if unknown:
+        raise ValueError(f"No fixed statistics for the bands {', '.join(unknown)}; give the processor image_mean/std.")
+    fixed = copy.deepcopy(processor)
+    fixed.normalization = "mean_std"
+    fixed.image_mean = [preset[name][0] for name in band_names]
+    fixed.image_std = [preset[name][1] for name in band_names]
+    return fixed
+
+
+def source_options(nodata, mask, radiometric_correction, normalization) -> dict:
+    """`open_scene` options of a scene run (see `geo.open_scene`)."""
+    if normalization not in ("processor", "fixed"):
+        raise ValueError(f"normalization must be 'processor' or 'fixed', got {normalization!r}.")
+    return {"nodata": nodata, "mask": mask, "radiometric_correction": radiometric_correction}
+
+
 def predict_scene(
     model,
     input: str | os.PathLike,
@@ -90,6 +117,12 @@ def predict_scene(
     overlap: int = 32,
     batch_size: int = 8,
     progress: bool = True,
+    nodata: float | None = None,
+    mask=None,
+    radiometric_correction: bool = True,
+    normalization: str = "processor",
+    output_format: str = "cog",
+    output_dtype: str | None = None,
     reader: str = "strip",
     prefetch: int = 2,
     **open_options,
@@ -109,24 +142,34 @@ def predict_scene(
         overlap: pixels shared by neighbouring tiles, blended with linear ramps.
         processor: the normalisation; default per-tile min-max, which the original segmentation and change
             detection models were trained with.
+        nodata, mask, radiometric_correction: how the input is read (see `spectralgpt_hf.geo.open_scene`): masked
+            and nodata pixels are left out of the normalisation and written as nodata.
+        normalization: "processor" (the processor's own) or "fixed" (mean/std statistics, see `fixed_statistics`).
+        output_format: "cog" (Cloud-Optimized GeoTIFF) or "gtiff"; output_dtype "float16" halves class scores.
+            Class maps carry a colour table and the class names (`id2label`) in their `class_names` tag.
         reader: "strip" (each row of tiles read once, tiles cut from memory) or "tile" (one read per tile); both
             give the same tiles.
         prefetch: batches read ahead in a background thread while the model runs (0: none).
-        open_options: passed on to `spectralgpt_hf.geo.open_scene` for both dates.
+        open_options: further `spectralgpt_hf.geo.open_scene` options for both dates (e.g. `file_band_order`).
     """
     model.eval()
     tile = tile or model.config.image_size
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
     band_names = scene_band_names(model.config, processor)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **open_options) as scene, (
-        open_scene(input_2, band_names, **open_options) if input_2 is not None else contextlib.nullcontext()
+    processor = fixed_statistics(processor, band_names) if normalization == "fixed" else processor
+    options = {**source_options(nodata, mask, radiometric_correction, normalization), **open_options}
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene, (
+        open_scene(input_2, band_names, **options) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
         tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2, reader=reader)
+        written = {"output_format": output_format, "tags": {"scene_id": scene.scene_id}}
         if type(model).__name__.endswith("ForImageClassification"):
-            layout = OutputLayout(len(labels), np.float32, np.nan, labels, masked_values)
+            written["output_dtype"] = output_dtype
+            layout = OutputLayout(len(labels), np.float32, np.nan, labels, masked_values, written)
         else:
-            layout = OutputLayout(1, np.uint8, CLASS_MAP_NODATA, ["class"], class_map)
+            written["class_names"] = labels
+            layout = OutputLayout(1, np.uint8, CLASS_MAP_NODATA, ["class"], class_map, written)
         return run_tiles(
             model,
             tiles,
@@ -151,6 +194,13 @@ def embed_scene(
     overlap: int = 32,
     batch_size: int = 8,
     progress: bool = True,
+    nodata: float | None = None,
+    mask=None,
+    radiometric_correction: bool = True,
+    normalization: str = "processor",
+    output_format: str = "cog",
+    output_dtype: str | None = None,
+    geoparquet: str | os.PathLike | None = None,
     reader: str = "strip",
     prefetch: int = 2,
     **open_options,
@@ -159,7 +209,11 @@ def embed_scene(
     Writes the encoder's per-patch embeddings of a whole scene as a float32 GeoTIFF with `hidden_size` bands, one
     pixel per `patch_size` x `patch_size` patch (80 m for Sentinel-2 at 10 m), averaged over spectral groups and
     over overlapping tiles. Tiles are aligned to the patch grid; a remainder of under one patch at the right and
-    bottom edges is left out. The other arguments are those of `predict_scene`.
+    bottom edges is left out. Patches without a valid pixel are NaN.
+
+    The input and output options are those of `predict_scene`; `output_dtype="float16"` halves the file.
+    `geoparquet`: also write the embeddings as GeoParquet (one row per valid patch, see
+    `spectralgpt_hf.geo.geoparquet`).
     """
     model.eval()
     patch = model.config.patch_size
@@ -168,13 +222,16 @@ def embed_scene(
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of the patch size ({patch}).")
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     band_names = scene_band_names(model.config, processor)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **open_options) as scene:
+    processor = fixed_statistics(processor, band_names) if normalization == "fixed" else processor
+    options = {**source_options(nodata, mask, radiometric_correction, normalization), **open_options}
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene:
         tiles = TiledScene(scene, processor, tile, overlap, align=patch, reader=reader)
-        return run_tiles(
+        written = {"output_format": output_format, "output_dtype": output_dtype, "tags": {"scene_id": scene.scene_id}}
+        output = run_tiles(
             model,
             tiles,
             output,
-            OutputLayout(model.config.hidden_size, np.float32, np.nan, None, masked_values),
+            OutputLayout(model.config.hidden_size, np.float32, np.nan, None, masked_values, written),
             scale=patch,
             channels=model.config.hidden_size,
             compute=patch_embeddings,
@@ -182,3 +239,8 @@ def embed_scene(
             progress=progress,
             prefetch=prefetch,
         )
+    if geoparquet is not None:
+        from ..geo.geoparquet import write_embeddings_geoparquet
+
+        write_embeddings_geoparquet(output, geoparquet, scene_id=scene.scene_id)
+    return output

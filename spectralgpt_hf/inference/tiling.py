@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,8 @@ import torch
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from ..geo import Scene, open_geotiff_for_writing
+from ..geo import Scene
+from ..geo.writing import open_output
 from ..image_processing_spectralgpt import SpectralGPTImageProcessor
 
 
@@ -230,13 +231,15 @@ class StripWriter:
 @dataclass
 class OutputLayout:
     """The bands of an output file: `finish(blended, valid)` turns blended (channels, rows, cols) values and the
-    valid mask into `count` bands of `dtype`."""
+    valid mask into `count` bands of `dtype`. `options` go to `geo.writing.open_output` (format, float16, class
+    names)."""
 
     count: int
     dtype: type
     nodata: float | None
     band_descriptions: list[str] | None
     finish: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    options: dict = field(default_factory=dict)
 
 
 def run_tiles(
@@ -262,7 +265,7 @@ def run_tiles(
     transform = scene.transform @ rasterio.Affine.scale(scale)
     interpolate = tile != model.config.image_size
     parameter = next(model.parameters())
-    with open_geotiff_for_writing(
+    with open_output(
         output,
         height=height,
         width=width,
@@ -272,7 +275,7 @@ def run_tiles(
         transform=transform,
         nodata=layout.nodata,
         band_descriptions=layout.band_descriptions,
-        tiled=True,
+        **layout.options,
     ) as writer, torch.inference_mode(), tqdm(total=len(tiles), unit="tile", disable=not progress) as bar:
         strip = StripWriter(writer, channels, height, width, out_tile, layout.finish)
         for batch in prefetched(tiles.batches(batch_size), prefetch):

@@ -5,7 +5,7 @@ import contextlib
 from collections.abc import Iterator
 
 # extra of pyproject.toml -> the packages it adds
-EXTRAS = {"geo": "rasterio", "train": "accelerate, datasets, pyarrow, tensorboardX"}
+EXTRAS = {"geo": "rasterio, pystac, pyarrow", "train": "accelerate, datasets, pyarrow, tensorboardX"}
 
 
 @contextlib.contextmanager
