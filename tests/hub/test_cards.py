@@ -247,6 +247,18 @@ def test_trained_card_renders_valid_yaml_metadata_and_the_shared_paragraphs():
     assert PRETRAINED_LEAD not in card.text and "## Fine-tuning" not in card.text
 
 
+def test_readme_and_pyproject_link_the_original_files_and_the_paper():
+    tomllib = pytest.importorskip("tomllib")
+    urls = tomllib.loads((CARDS_DIR.parent / "pyproject.toml").read_text())["project"]["urls"]
+    assert {"https://zenodo.org/records/8412455", "https://zenodo.org/records/8412377"} <= set(urls.values())
+    assert "https://arxiv.org/abs/2311.07113" in urls.values()
+    # The authors' repository is not this package's.
+    assert not {"Homepage", "Repository", "Source"} & set(urls)
+    readme = (CARDS_DIR.parent / "README.md").read_text()
+    assert "https://zenodo.org/records/8412455" in readme and "https://zenodo.org/records/8412377" in readme
+    assert f"`{DEFAULT_NAMESPACE}/*` repositories those cards name are **not published yet**" in readme
+
+
 def test_cards_and_converter_read_one_registry_of_published_files():
     assert {model.checkpoint for model in PUBLISHED_MODELS.values()} == set(PUBLISHED_CHECKPOINTS)
     for name, published in PUBLISHED_MODELS.items():
