@@ -40,6 +40,7 @@ from spectralgpt_hf.training.recipes import (
     load_splits,
     oscd_class_weights,
     parse_arguments,
+    resume_or_refuse_output_dir,
     train_and_evaluate,
 )
 
@@ -71,6 +72,7 @@ class ChangeDetectionDataArguments(DataArguments):
 def main(args: list[str] | None = None) -> dict[str, float]:
     keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, ChangeDetectionDataArguments, RECIPE)
+    resume_or_refuse_output_dir(training_args)
     config = load_config(model_args, **MODEL_SETTINGS)
     image_processor = SpectralGPTImageProcessor.for_oscd()
     common = {"patch_size": config.image_size, "image_processor": image_processor}

@@ -50,6 +50,7 @@ from spectralgpt_hf.training.recipes import (
     load_config,
     load_splits,
     parse_arguments,
+    resume_or_refuse_output_dir,
     train_and_evaluate,
 )
 
@@ -91,6 +92,7 @@ class ClassificationDataArguments(DataArguments):
 def main(args: list[str] | None = None) -> dict[str, float]:
     keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, ClassificationDataArguments, RECIPE, DATASET_RECIPES)
+    resume_or_refuse_output_dir(training_args)
     load, preset, id2label, problem_type, metrics = DATASETS[data_args.dataset]
     config = load_config(model_args, id2label=id2label, problem_type=problem_type, drop_path_rate=0.2)
     size = config.image_size

@@ -33,6 +33,7 @@ from spectralgpt_hf.training.recipes import (
     load_config,
     load_splits,
     parse_arguments,
+    resume_or_refuse_output_dir,
     train_and_evaluate,
 )
 
@@ -50,6 +51,7 @@ RECIPE = {
 def main(args: list[str] | None = None) -> dict[str, float]:
     keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, DataArguments, RECIPE)
+    resume_or_refuse_output_dir(training_args)
     config = load_config(model_args, id2label=SEGMUNICH_ID2LABEL, drop_path_rate=0.5)
     image_processor = SpectralGPTImageProcessor.for_segmunich()
     train, evaluation = load_splits(

@@ -59,7 +59,7 @@ def pretrained(make_weights, tmp_path_factory):
 
 
 QUICK = dict(
-    max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, per_device_eval_batch_size=2,
+    do_train=True, do_eval=True, max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, per_device_eval_batch_size=2,
     eval_strategy="no", save_strategy="no", use_cpu=True, report_to="none", seed=0,
 )  # fmt: skip
 
