@@ -244,3 +244,68 @@ def test_recipe_trainer_mixes_training_batches_only(tmp_path):
     config.problem_type = "multi_label_classification"
     with pytest.raises(ValueError, match="single-label classification"):
         RecipeTrainer(model=SpectralGPTForImageClassification(config), args=args, train_dataset=data)
+
+
+def recipe_arguments(tmp_path, *options):
+    script = load_script("run_classification")
+    common = ["--model_name_or_path", "m", "--data_dir", "d", "--output_dir", str(tmp_path), "--use_cpu", "true"]
+    return parse_arguments([*common, *options], script.ClassificationDataArguments, script.RECIPE, script.DATASET_RECIPES)
+
+
+def test_training_and_evaluation_are_opt_in(tmp_path):
+    training_args = recipe_arguments(tmp_path)[2]
+    assert (training_args.do_train, training_args.do_eval, training_args.eval_strategy.value) == (False, False, "no")
+    training_args = recipe_arguments(tmp_path, "--do_train", "--do-eval")[2]
+    # with --do_eval, the original's evaluation after every epoch
+    assert (training_args.do_train, training_args.do_eval, training_args.eval_strategy.value) == (True, True, "epoch")
+    training_args = recipe_arguments(tmp_path, "--do_train", "--do_eval", "--eval_strategy", "steps")[2]
+    assert training_args.eval_strategy.value == "steps"
+
+
+def test_help_lists_the_script_options_before_the_training_arguments(capsys):
+    with pytest.raises(SystemExit):
+        load_script("run_classification").main(["--help"])
+    text = capsys.readouterr().out.split("\noptions:")[1]  # after the usage line, which lists every option
+    order = ["\nmodel:", "--model_name_or_path", "\ndata:", "--dataset ", "\ntraining: the recipe's options",
+             "--overwrite_output_dir", "--layer_decay", "--mixup_alpha", "--output_dir", "--per_device_train_batch_size"]  # fmt: skip
+    positions = [text.index(item) for item in order]
+    assert positions == sorted(positions)
+
+
+def test_rerunning_into_an_output_dir_resumes_or_refuses(tmp_path):
+    from spectralgpt_hf.training.recipes import resume_or_refuse_output_dir
+
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    training_args = recipe_arguments(output_dir, "--do_train")[2]
+    resume_or_refuse_output_dir(training_args)  # an empty folder: a fresh run
+    assert training_args.resume_from_checkpoint is None
+    (output_dir / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="not empty and holds no checkpoint.*--overwrite_output_dir"):
+        resume_or_refuse_output_dir(training_args)
+    (output_dir / "checkpoint-2").mkdir()
+    (output_dir / "checkpoint-10").mkdir()
+    resume_or_refuse_output_dir(training_args)
+    assert training_args.resume_from_checkpoint == str(output_dir / "checkpoint-10")
+    training_args = recipe_arguments(output_dir, "--do_train", "--overwrite_output_dir")[2]
+    resume_or_refuse_output_dir(training_args)
+    assert training_args.resume_from_checkpoint is None
+    # evaluation alone writes its results beside a trained model
+    resume_or_refuse_output_dir(recipe_arguments(output_dir, "--do_eval")[2])
+
+
+def test_a_second_run_into_the_same_folder_resumes_from_its_checkpoint(pretrained, data_dir, tmp_path, caplog):
+    layouts.write_eurosat(data_dir, tmp_path)
+    (tmp_path / "eurosat-train.txt").write_text("AnnualCrop_1.jpg\nPasture_300.jpg\nSeaLake_3000.jpg\n")
+    (tmp_path / "eurosat-val.txt").write_text("Pasture_300.jpg\nSeaLake_3000.jpg\n")
+    output_dir = tmp_path / "out"
+    options = ["--dataset", "eurosat", "--save_strategy", "steps", "--save_steps", "2"]
+    run_script("run_classification", pretrained, tmp_path, output_dir, *options)
+    assert (output_dir / "checkpoint-2").is_dir()
+    # the same command with more steps goes on from step 2
+    with caplog.at_level("WARNING", logger="spectralgpt_hf.training.recipes"):
+        run_script("run_classification", pretrained, tmp_path, output_dir, *options, "--max_steps", "3")
+    assert f"Resuming from {output_dir / 'checkpoint-2'}" in caplog.text
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and [entry["step"] for entry in state["log_history"]][-1] == 3
+    assert json.loads((output_dir / "train_results.json").read_text())["train_loss"] > 0
