@@ -82,6 +82,10 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N training samples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only the first N evaluation samples."})
 
+    def __post_init__(self):
+        if self.data_dir is None and getattr(self, "dataset_name", None) is None:
+            raise ValueError("Give --data_dir, the dataset's folder.")
+
 
 @dataclass
 class RecipeOptions:
@@ -144,6 +148,9 @@ class RecipeTrainingArguments(TrainingArguments, RecipeOptions):
             )
 
 
+# The `--dataset` of a `datasets` dataset named by `--dataset_name` (a Hub id, a save_to_disk folder, data files).
+HUB_DATASET = "hub"
+
 # Defaults of every recipe script, before the recipe's own.
 SCRIPT_DEFAULTS = {
     "do_train": False,
@@ -173,13 +180,17 @@ def parse_arguments(
     # The options that choose defaults, read before the full parser.
     pre_parser = ArgumentParser(add_help=False, allow_abbrev=False)
     pre_parser.add_argument("--do_eval", "--do-eval", type=string_to_bool, nargs="?", const=True, default=False)
-    pre_parser.add_argument("--dataset", default=getattr(data_arguments, "dataset", None))
+    pre_parser.add_argument("--dataset", default=None)
+    pre_parser.add_argument("--dataset_name", "--dataset-name", default=None)
     chosen = vars(pre_parser.parse_known_args(args)[0]) if from_file is None else from_file
     if string_to_bool(chosen.get("do_eval", False)):
         defaults.update(EVAL_DEFAULTS)
+    if chosen.get("dataset") is None and chosen.get("dataset_name"):
+        defaults["dataset"] = HUB_DATASET  # --dataset_name alone means a `datasets` dataset
     if dataset_defaults is not None:
+        dataset = chosen.get("dataset") or defaults.get("dataset", data_arguments.dataset)
         # An unknown name gets no defaults here and is refused by the full parser below.
-        defaults.update(dataset_defaults.get(chosen.get("dataset", data_arguments.dataset), {}))
+        defaults.update(dataset_defaults.get(dataset, {}))
     parser = HfArgumentParser((ModelArguments, data_arguments, RecipeTrainingArguments))
     if from_file is not None:
         return parser.parse_dict({**defaults, **from_file})
@@ -223,8 +234,6 @@ def load_splits(
     data_args: DataArguments, load: Callable[..., Dataset], train_options: dict, eval_options: dict
 ) -> tuple[Dataset, Dataset]:
     """The training and evaluation splits, `load(data_dir, split, **options)`, cut to max_train/eval_samples."""
-    if data_args.data_dir is None:
-        raise ValueError("Give --data_dir, the dataset's folder.")
 
     def first(dataset: Dataset, count: int | None) -> Dataset:
         return dataset if count is None else dataset.select(range(min(count, len(dataset))))
@@ -337,6 +346,7 @@ __all__ = [
     "DataArguments",
     "ModelArguments",
     "EVAL_DEFAULTS",
+    "HUB_DATASET",
     "RecipeOptions",
     "RecipeTrainer",
     "RecipeTrainingArguments",

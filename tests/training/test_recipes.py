@@ -309,3 +309,51 @@ def test_a_second_run_into_the_same_folder_resumes_from_its_checkpoint(pretraine
     state = json.loads((output_dir / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and [entry["step"] for entry in state["log_history"]][-1] == 3
     assert json.loads((output_dir / "train_results.json").read_text())["train_loss"] > 0
+
+
+def write_described_tif(path, array):
+    import rasterio
+
+    from spectralgpt_hf import SENTINEL2_BANDS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=12, dtype="uint16") as dataset:
+        dataset.write(array)
+        for index, band in enumerate(SENTINEL2_BANDS, start=1):
+            dataset.set_band_description(index, band)
+
+
+def random_image(seed):
+    return np.random.default_rng(seed).integers(0, 10000, (12, 32, 32)).astype(np.uint16)
+
+
+def test_classification_on_your_own_class_folders(pretrained, tmp_path):
+    for split in ("train", "test"):
+        for index, name in enumerate(["fields", "lake", "town"]):
+            write_described_tif(tmp_path / "data" / split / name / f"{index}.tif", random_image(index))
+    output_dir = tmp_path / "out"
+    run_script("run_classification", pretrained, tmp_path / "data", output_dir, "--dataset", "folder")
+    model, image_processor = check_output(output_dir, AutoModelForImageClassification, ["accuracy"])
+    assert model.config.id2label == {0: "fields", 1: "lake", 2: "town"}
+    assert (image_processor.normalization, image_processor.crop_size["height"]) == ("min_max", 32)
+    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert (training_args.mixup_alpha, training_args.label_smoothing_factor) == (0, 0)
+
+
+def test_classification_on_a_datasets_dataset(pretrained, tmp_path):
+    from datasets import Array3D, ClassLabel, DatasetDict, Features
+
+    features = Features({"img": Array3D((12, 32, 32), "float32"), "class": ClassLabel(names=["dry", "wet"])})
+    images = np.stack([random_image(seed) for seed in range(4)]).astype(np.float32)
+    split = Dataset.from_dict({"img": images, "class": [0, 1, 0, 1]}, features=features)
+    DatasetDict({"train": split, "test": split.select(range(2))}).save_to_disk(tmp_path / "saved")
+    output_dir = tmp_path / "out"
+    paths = dict(model_name_or_path=pretrained, dataset_name=tmp_path / "saved", output_dir=output_dir)
+    metrics = load_script("run_classification").main(
+        [*command_line({**paths, **QUICK}), "--image_column", "img", "--label_column", "class"]
+    )
+    assert math.isfinite(metrics["eval_accuracy"])
+    model, _ = check_output(output_dir, AutoModelForImageClassification, ["accuracy"])
+    assert model.config.id2label == {0: "dry", 1: "wet"}
+    with pytest.raises(ValueError, match="--dataset hub reads the dataset of --dataset_name"):
+        recipe_arguments(tmp_path, "--dataset", "hub")
