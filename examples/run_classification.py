@@ -63,6 +63,7 @@ from spectralgpt_hf.training.metrics import ClassificationMetrics, MultiLabelMet
 from spectralgpt_hf.training.recipes import (
     HUB_DATASET,
     DataArguments,
+    band_order,
     load_config,
     load_splits,
     parse_arguments,
@@ -134,9 +135,7 @@ def data_loader(data_args: ClassificationDataArguments):
     """`load(data_dir, split, **options)` of the chosen dataset."""
     load = DATASETS[data_args.dataset][0]
     if data_args.dataset == "folder":
-        order = data_args.file_band_order
-        order = order.split(",") if order and "," in order else order
-        return functools.partial(load_class_folders, file_band_order=order)
+        return functools.partial(load_class_folders, file_band_order=band_order(data_args.file_band_order))
     if data_args.dataset == HUB_DATASET:
         columns = {"image_column": data_args.image_column, "label_column": data_args.label_column}
         return lambda _, split, **options: load_dataset_with_images(data_args.dataset_name, split, **columns, **options)

@@ -31,7 +31,14 @@ from .. import geo
 from ..configuration_spectralgpt import SENTINEL2_BANDS
 from ..image_processing_spectralgpt import SpectralGPTImageProcessor
 from .folders import listing, natural_order, read_split_file
-from .lazy import DecodeExamples, decode_classification, lazy_dataset, normalize, read_label, recipe_processor
+from .lazy import (
+    DecodeExamples,
+    decode_classification,
+    lazy_dataset,
+    normalize,
+    read_label,
+    recipe_processor,
+)
 
 CUSTOM_PRESET = SpectralGPTImageProcessor.for_pretraining
 CLASSES_FILE = "classes.txt"
@@ -112,7 +119,10 @@ def load_image_mask_pairs(
     if not images:
         raise ValueError(f"{image_folder} holds no GeoTIFFs.")
     features = Features({"image_path": Value("string"), "label_path": Value("string")})
-    columns = {"image_path": [str(path) for path in images.values()], "label_path": [str(masks[name]) for name in images]}
+    columns = {
+        "image_path": [str(path) for path in images.values()],
+        "label_path": [str(masks[name]) for name in images],
+    }
     return lazy_dataset(
         columns, features, _decode_pair, image_processor=image_processor, preset=CUSTOM_PRESET,
         augmentation=augmentation, file_band_order=file_band_order,

@@ -36,8 +36,8 @@ from pathlib import Path
 from datasets import Dataset
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import HfArgumentParser, Trainer, TrainingArguments
-from transformers.trainer_utils import SchedulerType, get_last_checkpoint
 from transformers.hf_argparser import string_to_bool
+from transformers.trainer_utils import SchedulerType, get_last_checkpoint
 
 from .. import data
 from ..configuration_spectralgpt import SpectralGPTConfig
@@ -198,6 +198,12 @@ def parse_arguments(
     return parser.parse_args_into_dataclasses(args)
 
 
+def band_order(value: str | None) -> list[str] | str | None:
+    """A `--file_band_order` value: comma-separated band names as a list, or a key of
+    `spectralgpt_hf.geo.DATASET_BAND_ORDERS` as it is."""
+    return value.split(",") if value and "," in value else value
+
+
 def resume_or_refuse_output_dir(training_args: RecipeTrainingArguments) -> None:
     """transformers' convention for rerunning a training into the same `output_dir`: resume from its latest
     checkpoint (sets `resume_from_checkpoint`), refuse a non-empty folder that holds none, unless
@@ -351,6 +357,7 @@ __all__ = [
     "RecipeTrainer",
     "RecipeTrainingArguments",
     "SCRIPT_DEFAULTS",
+    "band_order",
     "load_config",
     "load_splits",
     "oscd_class_weights",

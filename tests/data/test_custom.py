@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, Array3D
+from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from spectralgpt_hf import SENTINEL2_BANDS
 from spectralgpt_hf.data import (

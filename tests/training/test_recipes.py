@@ -357,3 +357,21 @@ def test_classification_on_a_datasets_dataset(pretrained, tmp_path):
     assert model.config.id2label == {0: "dry", 1: "wet"}
     with pytest.raises(ValueError, match="--dataset hub reads the dataset of --dataset_name"):
         recipe_arguments(tmp_path, "--dataset", "hub")
+
+
+def test_segmentation_on_your_own_image_mask_pairs(pretrained, tmp_path):
+    import rasterio
+
+    for split in ("train", "test"):
+        for index in range(2):
+            write_described_tif(tmp_path / "data" / split / "images" / f"{index}.tif", random_image(index))
+            mask_path = tmp_path / "data" / split / "masks" / f"{index}.tif"
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            with rasterio.open(mask_path, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8") as mask:
+                mask.write((np.arange(32 * 32).reshape(1, 32, 32) + index) % 3)
+    (tmp_path / "data" / "classes.txt").write_text("other\ncrop\nwater\n")
+    output_dir = tmp_path / "out"
+    run_script("run_segmentation", pretrained, tmp_path / "data", output_dir, "--dataset", "folder")
+    model, image_processor = check_output(output_dir, AutoModelForSemanticSegmentation, ["mean_iou"])
+    assert model.config.id2label == {0: "other", 1: "crop", 2: "water"}
+    assert (image_processor.normalization, image_processor.band_mean_channels) == ("min_max", 0)
