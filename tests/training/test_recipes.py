@@ -375,3 +375,45 @@ def test_segmentation_on_your_own_image_mask_pairs(pretrained, tmp_path):
     model, image_processor = check_output(output_dir, AutoModelForSemanticSegmentation, ["mean_iou"])
     assert model.config.id2label == {0: "other", 1: "crop", 2: "water"}
     assert (image_processor.normalization, image_processor.band_mean_channels) == ("min_max", 0)
+
+
+def readme_commands():
+    """The `python examples/<script>.py ...` commands of examples/README.md, as argument lists."""
+    import re
+    import shlex
+
+    text = (EXAMPLES / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        for command in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(command, comments=True)
+            if words[:1] == ["python"] and words[1].startswith("examples/run_"):
+                commands.append((Path(words[1]).stem, words[2:]))
+    return commands
+
+
+def test_examples_readme_has_a_command_per_task_that_parses(tmp_path):
+    commands = readme_commands()
+    tasks = {(script, dict(zip(options[::2], options[1::2])).get("--dataset")) for script, options in commands}
+    assert {("run_classification", "eurosat"), ("run_classification", "bigearthnet"), ("run_segmentation", None),
+            ("run_change_detection", None), ("run_classification", "folder"), ("run_segmentation", "folder")} <= tasks  # fmt: skip
+    for script_name, options in commands:
+        script = load_script(script_name)
+        # the script's own data arguments: ClassificationDataArguments, ...
+        data_arguments = next(
+            value for name, value in vars(script).items() if name.endswith("DataArguments") and name != "DataArguments"
+        )
+        options = [str(tmp_path / "out") if previous == "--output_dir" else option
+                   for previous, option in zip(["", *options], options)]  # fmt: skip
+        _, _, training_args = parse_arguments(
+            [*options, "--use_cpu", "true"], data_arguments, script.RECIPE, getattr(script, "DATASET_RECIPES", None)
+        )
+        assert training_args.do_train or training_args.do_eval, (script_name, options)
+
+
+def test_examples_requirements_cover_the_extras_they_use():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    lines = (EXAMPLES / "requirements.txt").read_text().splitlines()
+    requirements = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert requirements == set(extras["train"]) | set(extras["geo"])
