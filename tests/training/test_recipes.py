@@ -59,8 +59,8 @@ def pretrained(make_weights, tmp_path_factory):
 
 
 QUICK = dict(
-    do_train=True, do_eval=True, max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, per_device_eval_batch_size=2,
-    eval_strategy="no", save_strategy="no", use_cpu=True, report_to="none", seed=0,
+    do_train=True, do_eval=True, max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+    per_device_eval_batch_size=2, eval_strategy="no", save_strategy="no", use_cpu=True, report_to="none", seed=0,
 )  # fmt: skip
 
 
@@ -249,7 +249,8 @@ def test_recipe_trainer_mixes_training_batches_only(tmp_path):
 def recipe_arguments(tmp_path, *options):
     script = load_script("run_classification")
     common = ["--model_name_or_path", "m", "--data_dir", "d", "--output_dir", str(tmp_path), "--use_cpu", "true"]
-    return parse_arguments([*common, *options], script.ClassificationDataArguments, script.RECIPE, script.DATASET_RECIPES)
+    data_arguments = script.ClassificationDataArguments
+    return parse_arguments([*common, *options], data_arguments, script.RECIPE, script.DATASET_RECIPES)
 
 
 def test_training_and_evaluation_are_opt_in(tmp_path):
@@ -266,8 +267,10 @@ def test_help_lists_the_script_options_before_the_training_arguments(capsys):
     with pytest.raises(SystemExit):
         load_script("run_classification").main(["--help"])
     text = capsys.readouterr().out.split("\noptions:")[1]  # after the usage line, which lists every option
-    order = ["\nmodel:", "--model_name_or_path", "\ndata:", "--dataset ", "\ntraining: the recipe's options",
-             "--overwrite_output_dir", "--layer_decay", "--mixup_alpha", "--output_dir", "--per_device_train_batch_size"]  # fmt: skip
+    order = [
+        "\nmodel:", "--model_name_or_path", "\ndata:", "--dataset ", "\ntraining: the recipe's options",
+        "--overwrite_output_dir", "--layer_decay", "--mixup_alpha", "--output_dir", "--per_device_train_batch_size",
+    ]  # fmt: skip
     positions = [text.index(item) for item in order]
     assert positions == sorted(positions)
 
@@ -395,8 +398,10 @@ def readme_commands():
 def test_examples_readme_has_a_command_per_task_that_parses(tmp_path):
     commands = readme_commands()
     tasks = {(script, dict(zip(options[::2], options[1::2])).get("--dataset")) for script, options in commands}
-    assert {("run_classification", "eurosat"), ("run_classification", "bigearthnet"), ("run_segmentation", None),
-            ("run_change_detection", None), ("run_classification", "folder"), ("run_segmentation", "folder")} <= tasks  # fmt: skip
+    assert {
+        ("run_classification", "eurosat"), ("run_classification", "bigearthnet"), ("run_segmentation", None),
+        ("run_change_detection", None), ("run_classification", "folder"), ("run_segmentation", "folder"),
+    } <= tasks  # fmt: skip
     for script_name, options in commands:
         script = load_script(script_name)
         # the script's own data arguments: ClassificationDataArguments, ...
