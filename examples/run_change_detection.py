@@ -2,10 +2,12 @@
 recipe.
 
     python examples/run_change_detection.py --data_dir "data/Onera Satellite Change Detection dataset - Images" \
-        --model_name_or_path converted/spectralgpt-plus --output_dir runs/oscd
+        --model_name_or_path converted/spectralgpt-plus --output_dir runs/oscd --do_train --do_eval
 
 or `python examples/run_change_detection.py args.json` with the same options as keys; `--help` lists them all.
-`--do_train false` only evaluates, e.g. the converted published OSCD model.
+`--do_train` and `--do_eval` are opt-in: `--do_eval` alone only evaluates, e.g. the converted published OSCD model.
+Rerunning a training into an output folder with a checkpoint resumes from it (`--overwrite_output_dir` starts
+again).
 
 Defaults are the original recipe's (any option overrides them):
 
@@ -40,6 +42,7 @@ from spectralgpt_hf.training.recipes import (
     load_splits,
     oscd_class_weights,
     parse_arguments,
+    resume_or_refuse_output_dir,
     train_and_evaluate,
 )
 
@@ -71,6 +74,7 @@ class ChangeDetectionDataArguments(DataArguments):
 def main(args: list[str] | None = None) -> dict[str, float]:
     keep_freed_memory_for_reuse()
     model_args, data_args, training_args = parse_arguments(args, ChangeDetectionDataArguments, RECIPE)
+    resume_or_refuse_output_dir(training_args)
     config = load_config(model_args, **MODEL_SETTINGS)
     image_processor = SpectralGPTImageProcessor.for_oscd()
     common = {"patch_size": config.image_size, "image_processor": image_processor}

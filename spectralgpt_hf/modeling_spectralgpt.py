@@ -573,6 +573,10 @@ class SpectralGPTModel(SpectralGPTPreTrainedModel):
     `pooler_output` is None.
     """
 
+    # Loading the encoder out of a pretraining checkpoint is the documented use: its masked-autoencoder decoder
+    # (blocks, mask token, position tables) is left out without a load report.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
+
     def __init__(self, config: SpectralGPTConfig, add_final_layernorm: bool = True):
         super().__init__(config)
         self.config = config

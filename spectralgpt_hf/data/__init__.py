@@ -3,7 +3,8 @@
 
 One module per dataset holds its facts (folder layout, band order, split files, classes, image-processor preset)
 in its docstring and constants, and its loader: `eurosat` (`load_eurosat`), `bigearthnet` (`load_bigearthnet`),
-`segmunich` (`load_segmunich`), `oscd` (`load_oscd`). `augmentation` holds the training augmentations; `lazy` and
+`segmunich` (`load_segmunich`), `oscd` (`load_oscd`); `custom` reads the user's own labelled data (a folder per
+class, image/mask pairs, or a `datasets` dataset of arrays). `augmentation` holds the training augmentations; `lazy` and
 `folders` the machinery the loaders share.
 
 Each loader reads the folder layout of a dataset as it is distributed, and returns a `datasets.Dataset` that
@@ -36,6 +37,7 @@ from .bigearthnet import (
     bigearthnet_multi_hot,
     load_bigearthnet,
 )
+from .custom import load_class_folders, load_dataset_with_images, load_image_mask_pairs, read_class_names
 from .eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_ID2LABEL, EUROSAT_PRESET, load_eurosat
 from .oscd import OSCD_CLASSES, OSCD_ID2LABEL, OSCD_PRESET, load_oscd, oscd_change_map
 from .segmunich import (
@@ -68,8 +70,12 @@ __all__ = [
     "RandomResizedCropAndFlip",
     "bigearthnet_multi_hot",
     "load_bigearthnet",
+    "load_class_folders",
+    "load_dataset_with_images",
     "load_eurosat",
+    "load_image_mask_pairs",
     "load_oscd",
     "load_segmunich",
     "oscd_change_map",
+    "read_class_names",
 ]

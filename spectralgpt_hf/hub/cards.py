@@ -8,6 +8,11 @@ editing the template or the facts:
 
     python -m spectralgpt_hf.hub.cards model_cards/
 
+Hub metadata: `pipeline_tag: other`, so that the Hub shows neither a widget nor a `pipeline(...)` snippet
+(transformers' pipelines read images through Pillow; these models take 12-band arrays), with the task as a plain tag;
+`datasets:` holds only Hub dataset ids (the other datasets are named in the text); `base_model` names the model a
+published one continues or was fine-tuned from.
+
 Licence: the code this package uploads is Apache-2.0, but the weights are converted from the authors' files, for
 which the authors state no terms that we could find (their repository licenses its code under GPL-3.0). The cards
 therefore declare `license: other`, link the Zenodo record the weights come from, and explain this in the text.
@@ -31,50 +36,46 @@ TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 DEFAULT_NAMESPACE = "spectralgpt-hf"
 TAGS = ["remote-sensing", "multispectral", "sentinel-2", "spectralgpt"]
 LICENSE_NAME = "spectralgpt-weights-terms-not-stated"
+# Whether the DEFAULT_NAMESPACE repositories exist on the Hub; until they do, the cards say the names are placeholders.
+DEFAULT_NAMESPACE_PUBLISHED = False
+# No widget and no pipeline snippet: see the module docstring.
+PIPELINE_TAG = "other"
 PRETRAINED_RECORD = "https://zenodo.org/records/8412455"
 DOWNSTREAM_RECORD = "https://zenodo.org/records/8412377"
 ORIGINAL_REPOSITORY = "https://github.com/danfenghong/IEEE_TPAMI_SpectralGPT"
 
+# The task of each class, as a tag (not a pipeline_tag).
 CLASS_TASKS = {
-    "SpectralGPTModel": "image-feature-extraction",
-    "SpectralGPTForPreTraining": "image-feature-extraction",
-    "SpectralGPTBackbone": "image-feature-extraction",
-    "SpectralGPTForImageClassification": "image-classification",
-    "SpectralGPTForSemanticSegmentation": "image-segmentation",
-    "SpectralGPTForChangeDetection": "image-segmentation",
+    "SpectralGPTModel": "feature-extraction",
+    "SpectralGPTForPreTraining": "feature-extraction",
+    "SpectralGPTBackbone": "feature-extraction",
+    "SpectralGPTForImageClassification": "scene-classification",
+    "SpectralGPTForSemanticSegmentation": "semantic-segmentation",
+    "SpectralGPTForChangeDetection": "change-detection",
 }
 
 
 class Result(NamedTuple):
+    """What the paper reports for one model fine-tuned on one task: one number, or None where it is not confirmed."""
+
     dataset: str
     metric: str
     value: str | None  # None: not confirmed here
-    source: str | None  # None: see the paper
+    note: str = ""
 
 
-# The paper's results. Its tables could not be read where these cards were written: the figures given come from
-# third-party listings of the paper (source in the row) and are marked as unchecked; the others are left out.
-WIZWAND = "benchmark listing of the paper, [wizwand.com](https://www.wizwand.com/paper/68fa722a1e209131cea54e6a)"
-STDL = (
-    "news item of the Swiss Territorial Data Lab, 16.02.2024, [stdl.ch](https://stdl.ch/de/Innovation-news-de/"
-    "16.02.24---SpectralGPT%253A-Next-Generation-Foundation-Model-for-Hyperspectral-Imaging.htm)"
-)
-RESULTS = {
-    "eurosat": [
-        Result("EuroSAT (single-label, 10 classes)", "overall accuracy", "99.21", WIZWAND),
-        Result("EuroSAT (single-label, 10 classes)", "accuracy", "99.15", STDL),
-    ],
-    "bigearthnet": [Result("BigEarthNet-S2 (multi-label, 19 classes)", "mAP", None, None)],
-    "segmunich": [Result("SegMunich (13 classes)", "mIoU", None, None)],
-    "oscd": [
-        Result(
-            "OSCD (change detection)",
-            "F1 of the change class",
-            "54.29",
-            f"{WIZWAND}; users of the original code report 34-47 ([issue #14]({ORIGINAL_REPOSITORY}/issues/14))",
-        ),
-    ],
-}
+# The paper's results, one per task and model. Its tables could not be read where these cards were written, so
+# every figure is None ("not confirmed") until someone checks it against the tables of arXiv 2311.07113.
+TASK_RESULTS = {
+    "eurosat": Result("EuroSAT (single-label, 10 classes)", "overall accuracy", None),
+    "bigearthnet": Result("BigEarthNet-S2 (multi-label, 19 classes)", "mAP", None),
+    "segmunich": Result("SegMunich (13 classes)", "mIoU", None),
+    "oscd": Result(
+        "OSCD (change detection)", "F1 of the change class", None,
+        "the published file is named `spectralGPT+_54_28.pth`; users of the original code report 34-47 "
+        f"([issue #14]({ORIGINAL_REPOSITORY}/issues/14))",
+    ),
+}  # fmt: skip
 
 
 def render_card(
@@ -96,15 +97,24 @@ def render_card(
         hidden_size=config.hidden_size,
         sentinel2_bands=SENTINEL2_BANDS,
         original_repository=ORIGINAL_REPOSITORY,
+        pretrained_record=PRETRAINED_RECORD,
+        downstream_record=DOWNSTREAM_RECORD,
+        placeholder_namespace=placeholder_namespace(repo_id),
         **facts,
     )
+
+
+def placeholder_namespace(repo_id: str) -> str | None:
+    """The namespace of `repo_id` when it is DEFAULT_NAMESPACE and that is not on the Hub yet, else None."""
+    namespace = repo_id.split("/")[0]
+    return namespace if namespace == DEFAULT_NAMESPACE and not DEFAULT_NAMESPACE_PUBLISHED else None
 
 
 def card_metadata(model_class: str, record: str, **fields) -> ModelCardData:
     return ModelCardData(
         library_name="transformers",
-        pipeline_tag=CLASS_TASKS[model_class],
-        tags=TAGS,
+        pipeline_tag=PIPELINE_TAG,
+        tags=[*TAGS, CLASS_TASKS[model_class]],
         license="other",
         license_name=LICENSE_NAME,
         license_link=record,
@@ -124,11 +134,12 @@ class PublishedModel:
     checkpoint: str  # the authors' file
     record: str  # the Zenodo record holding it
     config: SpectralGPTConfig  # sizes that matter to the card (the converter infers the real one)
-    datasets: tuple[str, ...]
-    base: str | None  # name of the published model it was fine-tuned from
+    datasets: tuple[str, ...]  # Hub dataset ids only; the text names the others
+    base: str | None  # name of the published model it continues or was fine-tuned from
     summary: str  # after the lead paragraph the template gives every pretrained model
     limits: tuple[str, ...]  # after the template's limits of every pretrained model, before those of every model
-    results: tuple[str, ...]  # keys of RESULTS
+    results_of: str  # the model the paper's results below are of
+    results: tuple[str, ...]  # keys of TASK_RESULTS
     preprocessing: str = ""  # for inputs that are the 12 Sentinel-2 bands
     inputs: str = ""  # for other inputs, instead
     classes: Callable[[], Sequence[str]] | None = None  # class names to list under Inputs
@@ -150,7 +161,9 @@ class PublishedModel:
         """The card for `repo_id`. `base_model` defaults to the base model's name in the same namespace."""
         if base_model is None and self.base is not None:
             base_model = f"{repo_id.split('/')[0]}/{self.base}"
-        metadata = card_metadata(self.model_class, self.record, datasets=list(self.datasets), base_model=base_model)
+        metadata = card_metadata(
+            self.model_class, self.record, datasets=list(self.datasets) or None, base_model=base_model
+        )
         return render_card(
             metadata,
             repo_id,
@@ -167,7 +180,8 @@ class PublishedModel:
             inputs=self.inputs,
             classes=self.classes() if self.classes else None,
             limits=self.limits,
-            results=[result for key in self.results for result in RESULTS[key]],
+            results_of=self.results_of,
+            results=[TASK_RESULTS[key] for key in self.results],
         )
 
 
@@ -186,7 +200,7 @@ PUBLISHED_MODELS = {
             checkpoint="SpectralGPT.pth",
             record=PRETRAINED_RECORD,
             config=SpectralGPTConfig(image_size=96),
-            datasets=("fMoW-Sentinel",),
+            datasets=(),
             base=None,
             summary="This is the first pretraining stage: 200 epochs on fMoW-Sentinel at 96 x 96 px (4 spectral groups "
             "x 12 x 12 = 576 tokens). SpectralGPT+ continues it at 128 px.",
@@ -196,7 +210,9 @@ PUBLISHED_MODELS = {
                 "The authors' segmentation and change-detection code expects 128 px models: start those from "
                 "SpectralGPT+.",
             ),
-            results=("eurosat", "bigearthnet", "segmunich", "oscd"),
+            results_of="SpectralGPT",
+            # The paper's segmentation and change-detection models start from SpectralGPT+ (see its card).
+            results=("eurosat", "bigearthnet"),
         ),
         PublishedModel(
             name="spectralgpt-plus",
@@ -204,8 +220,8 @@ PUBLISHED_MODELS = {
             checkpoint="SpectralGPT+.pth",
             record=PRETRAINED_RECORD,
             config=SpectralGPTConfig(),
-            datasets=("fMoW-Sentinel", "BigEarthNet-S2"),
-            base=None,
+            datasets=(),
+            base="spectralgpt",
             summary="SpectralGPT+ is the second pretraining stage: SpectralGPT (fMoW-Sentinel, 96 px) continued on "
             "BigEarthNet-S2 at 128 x 128 px (4 spectral groups x 16 x 16 = 1024 tokens), the model the authors' "
             "downstream tasks start from.",
@@ -215,6 +231,7 @@ PUBLISHED_MODELS = {
                 "The second stage re-initialised the spatial position tables instead of resizing the 96 px ones. "
                 "The authors' README gives 100 epochs for it in the text and 200 in its command.",
             ),
+            results_of="SpectralGPT+",
             results=("eurosat", "bigearthnet", "segmunich", "oscd"),
         ),
         PublishedModel(
@@ -223,6 +240,7 @@ PUBLISHED_MODELS = {
             checkpoint="model_3con_loss_51_0.pth",
             record=DOWNSTREAM_RECORD,
             config=SpectralGPTConfig(num_labels=13),
+            # The Hub copy of SegMunich named in the authors' repository (its issue #12).
             datasets=("Moonboy12138/SegMunich",),
             base="spectralgpt-plus",
             summary="The authors' land-use / land-cover segmentation model for SegMunich (Sentinel-2 tiles of Munich "
@@ -244,6 +262,7 @@ PUBLISHED_MODELS = {
                 "Whole-scene `spectralgpt-hf predict` reads the 10 bands from a scene by those names, so its results "
                 "are only as right as that band order.",
             ),
+            results_of="SpectralGPT+",
             results=("segmunich",),
         ),
         PublishedModel(
@@ -252,7 +271,7 @@ PUBLISHED_MODELS = {
             checkpoint="spectralGPT+_54_28.pth",
             record=DOWNSTREAM_RECORD,
             config=SpectralGPTConfig(num_labels=2),
-            datasets=("OSCD",),
+            datasets=(),
             base="spectralgpt-plus",
             summary="The authors' bi-temporal change-detection model for the Onera Satellite Change Detection dataset "
             "(OSCD), fine-tuned from SpectralGPT+ (as the file name says): both dates go through the shared encoder "
@@ -272,6 +291,7 @@ PUBLISHED_MODELS = {
                 "misaligned them (inferred from the code, not verified); several users of the original code could "
                 "not reproduce the reported F1.",
             ),
+            results_of="SpectralGPT+",
             results=("oscd",),
         ),
     )

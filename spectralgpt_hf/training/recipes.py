@@ -15,11 +15,17 @@
   the mixed targets.
 
 `RecipeTrainer` is a `Trainer` that applies all but the first.
+
+As in transformers' examples, `do_train` and `do_eval` are opt-in, and a training run into an `output_dir` that
+holds a checkpoint resumes from the latest one (`get_last_checkpoint`); one into a non-empty folder without a
+checkpoint is refused unless `overwrite_output_dir` (an option transformers 5 no longer has). `--help` lists the
+script's own options (model, data, then the recipe's) before those of `TrainingArguments`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from argparse import ArgumentParser
@@ -30,7 +36,8 @@ from pathlib import Path
 from datasets import Dataset
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import HfArgumentParser, Trainer, TrainingArguments
-from transformers.trainer_utils import SchedulerType
+from transformers.hf_argparser import string_to_bool
+from transformers.trainer_utils import SchedulerType, get_last_checkpoint
 
 from .. import data
 from ..configuration_spectralgpt import SpectralGPTConfig
@@ -38,9 +45,13 @@ from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
 from .mixup import MixupCutmix
 from .optimization import layer_decay_optimizer, scaled_learning_rate
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class ModelArguments:
+    _argument_group_name = "model"
+
     model_name_or_path: str = field(
         metadata={
             "help": "A converted checkpoint folder (`spectralgpt-hf convert`): a pretraining checkpoint gets a new "
@@ -61,15 +72,31 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    data_dir: str = field(metadata={"help": "The dataset's folder, in the layout spectralgpt_hf.data reads."})
+    _argument_group_name = "data"
+
+    data_dir: str | None = field(
+        default=None, metadata={"help": "The dataset's folder, in the layout spectralgpt_hf.data reads."}
+    )
     train_split: str = field(default="train", metadata={"help": "The split to train on."})
     eval_split: str = field(default="test", metadata={"help": "The split to evaluate on."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N training samples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only the first N evaluation samples."})
 
+    def __post_init__(self):
+        if self.data_dir is None and getattr(self, "dataset_name", None) is None:
+            raise ValueError("Give --data_dir, the dataset's folder.")
+
 
 @dataclass
-class RecipeTrainingArguments(TrainingArguments):
+class RecipeOptions:
+    """The recipes' options that `TrainingArguments` lacks. A base class of `RecipeTrainingArguments`, so that
+    its fields come first in `--help`."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into a non-empty output_dir that holds no checkpoint, and do not resume from the "
+                  "latest checkpoint-* in it (without it, a training run resumes from that checkpoint)."},
+    )  # fmt: skip
     base_learning_rate: float | None = field(
         default=None,
         metadata={"help": "Used when learning_rate is None: learning_rate = base_learning_rate * total batch / 256."},
@@ -97,6 +124,11 @@ class RecipeTrainingArguments(TrainingArguments):
         default=0.5, metadata={"help": "With both alphas > 0: the chance that a batch gets cutmix rather than mixup."}
     )
 
+
+@dataclass
+class RecipeTrainingArguments(TrainingArguments, RecipeOptions):
+    _argument_group_name = "training: the recipe's options, then transformers' TrainingArguments"
+
     def __post_init__(self):
         super().__post_init__()
         if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
@@ -116,15 +148,21 @@ class RecipeTrainingArguments(TrainingArguments):
             )
 
 
+# The `--dataset` of a `datasets` dataset named by `--dataset_name` (a Hub id, a save_to_disk folder, data files).
+HUB_DATASET = "hub"
+
 # Defaults of every recipe script, before the recipe's own.
 SCRIPT_DEFAULTS = {
-    "do_train": True,
-    "do_eval": True,
+    "do_train": False,
+    "do_eval": False,
     "remove_unused_columns": False,  # the lazily decoded datasets need their stored path columns
-    "eval_strategy": "epoch",  # the original evaluated after every epoch
+    "eval_strategy": "no",  # "epoch" with --do_eval (EVAL_DEFAULTS)
     "save_strategy": "epoch",
     "save_total_limit": 1,  # the latest checkpoint, to resume from
 }
+# With --do_eval: the original evaluated after every epoch. (TrainingArguments turns do_eval on for any
+# eval_strategy but "no", so this cannot be a default of every run.)
+EVAL_DEFAULTS = {"eval_strategy": "epoch"}
 
 
 def parse_arguments(
@@ -139,13 +177,18 @@ def parse_arguments(
     args = sys.argv[1:] if args is None else list(args)
     from_file = json.loads(Path(args[0]).read_text()) if len(args) == 1 and args[0].endswith(".json") else None
     defaults = {**SCRIPT_DEFAULTS, **defaults}
+    # The options that choose defaults, read before the full parser.
+    pre_parser = ArgumentParser(add_help=False, allow_abbrev=False)
+    pre_parser.add_argument("--do_eval", "--do-eval", type=string_to_bool, nargs="?", const=True, default=False)
+    pre_parser.add_argument("--dataset", default=None)
+    pre_parser.add_argument("--dataset_name", "--dataset-name", default=None)
+    chosen = vars(pre_parser.parse_known_args(args)[0]) if from_file is None else from_file
+    if string_to_bool(chosen.get("do_eval", False)):
+        defaults.update(EVAL_DEFAULTS)
+    if chosen.get("dataset") is None and chosen.get("dataset_name"):
+        defaults["dataset"] = HUB_DATASET  # --dataset_name alone means a `datasets` dataset
     if dataset_defaults is not None:
-        if from_file is None:
-            dataset_parser = ArgumentParser(add_help=False, allow_abbrev=False)
-            dataset_parser.add_argument("--dataset", default=data_arguments.dataset)
-            dataset = dataset_parser.parse_known_args(args)[0].dataset
-        else:
-            dataset = from_file.get("dataset", data_arguments.dataset)
+        dataset = chosen.get("dataset") or defaults.get("dataset", data_arguments.dataset)
         # An unknown name gets no defaults here and is refused by the full parser below.
         defaults.update(dataset_defaults.get(dataset, {}))
     parser = HfArgumentParser((ModelArguments, data_arguments, RecipeTrainingArguments))
@@ -153,6 +196,33 @@ def parse_arguments(
         return parser.parse_dict({**defaults, **from_file})
     parser.set_defaults(**defaults)
     return parser.parse_args_into_dataclasses(args)
+
+
+def band_order(value: str | None) -> list[str] | str | None:
+    """A `--file_band_order` value: comma-separated band names as a list, or a key of
+    `spectralgpt_hf.geo.DATASET_BAND_ORDERS` as it is."""
+    return value.split(",") if value and "," in value else value
+
+
+def resume_or_refuse_output_dir(training_args: RecipeTrainingArguments) -> None:
+    """transformers' convention for rerunning a training into the same `output_dir`: resume from its latest
+    checkpoint (sets `resume_from_checkpoint`), refuse a non-empty folder that holds none, unless
+    `overwrite_output_dir`. Call it before loading data, so that a refused run fails at once."""
+    output_dir = Path(training_args.output_dir)
+    if not training_args.do_train or training_args.overwrite_output_dir or not output_dir.is_dir():
+        return
+    last_checkpoint = get_last_checkpoint(str(output_dir))
+    if last_checkpoint is None and any(output_dir.iterdir()):
+        raise ValueError(
+            f"Output directory {output_dir} is not empty and holds no checkpoint-* to resume from. Pass "
+            "--overwrite_output_dir to train into it anyway, or choose another --output_dir."
+        )
+    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+        logger.warning(
+            f"Resuming from {last_checkpoint}, the latest checkpoint in {output_dir}. Pass --overwrite_output_dir "
+            "to start from scratch."
+        )
+        training_args.resume_from_checkpoint = last_checkpoint
 
 
 def load_config(model_args: ModelArguments, **recipe_settings) -> SpectralGPTConfig:
@@ -268,6 +338,8 @@ def train_and_evaluate(
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
+    if not (training_args.do_train or training_args.do_eval):
+        logger.warning("Nothing to do: pass --do_train to train and --do_eval to evaluate.")
     metrics = {}
     if training_args.do_eval:
         metrics = trainer.evaluate()
@@ -279,12 +351,17 @@ def train_and_evaluate(
 __all__ = [
     "DataArguments",
     "ModelArguments",
+    "EVAL_DEFAULTS",
+    "HUB_DATASET",
+    "RecipeOptions",
     "RecipeTrainer",
     "RecipeTrainingArguments",
     "SCRIPT_DEFAULTS",
+    "band_order",
     "load_config",
     "load_splits",
     "oscd_class_weights",
     "parse_arguments",
+    "resume_or_refuse_output_dir",
     "train_and_evaluate",
 ]

@@ -30,13 +30,23 @@ from spectralgpt_hf.hub.cards import (
 
 CARDS_DIR = Path(__file__).resolve().parents[2] / "model_cards"
 SECTIONS = ["Inputs", "How to use", "Fine-tuning", "Reported results", "Known limits", "License", "Citation"]
-PIPELINE_TAGS = {"image-feature-extraction", "image-classification", "image-segmentation"}
+# Tags the Hub renders a `pipeline(...)` snippet or a widget for, which cannot load 12-band arrays.
+PIPELINE_TASKS = {"image-feature-extraction", "image-classification", "image-segmentation", "object-detection"}
+TASK_TAGS = {
+    "SpectralGPTForPreTraining": "feature-extraction",
+    "SpectralGPTForImageClassification": "scene-classification",
+    "SpectralGPTForSemanticSegmentation": "semantic-segmentation",
+    "SpectralGPTForChangeDetection": "change-detection",
+}
+# Dataset names that are not Hub dataset ids (they are named in the text instead).
+NOT_HUB_IDS = {"fMoW-Sentinel", "BigEarthNet-S2", "OSCD", "EuroSAT"}
 
 
 def assert_hub_metadata(metadata: dict) -> None:
     assert metadata["library_name"] == "transformers"
-    assert metadata["pipeline_tag"] in PIPELINE_TAGS
+    assert metadata["pipeline_tag"] == "other" and not PIPELINE_TASKS & set(metadata["tags"])
     assert set(TAGS) <= set(metadata["tags"])
+    assert all("/" in dataset for dataset in metadata.get("datasets", [])), metadata.get("datasets")
     # The weights' terms are not stated: `other`, with a name and a link to where the weights come from.
     assert metadata["license"] == "other"
     assert re.fullmatch(r"[a-z0-9-]+", metadata["license_name"])
@@ -66,19 +76,72 @@ def test_published_card_round_trips_and_is_complete(name, tmp_path):
     metadata = loaded.data.to_dict()
     assert metadata == card.data.to_dict()
     assert_hub_metadata(metadata)
-    assert metadata["datasets"]
-    assert metadata.get("base_model") == (f"{DEFAULT_NAMESPACE}/spectralgpt-plus" if published.base else None)
+    assert TASK_TAGS[published.model_class] in metadata["tags"]
+    assert not NOT_HUB_IDS & set(metadata.get("datasets", []))
+    assert metadata.get("base_model") == (f"{DEFAULT_NAMESPACE}/{published.base}" if published.base else None)
 
     text = loaded.text
     positions = [text.index(f"\n## {section}\n") for section in SECTIONS]
     assert positions == sorted(positions)
     assert published.checkpoint in text and published.record in text
+    assert "https://zenodo.org/records/8412455" in text and "https://zenodo.org/records/8412377" in text
+    # how to install the package, that the placeholder repositories are not on the Hub yet, and no pipeline snippet
+    assert "is not on PyPI" in text and "pip install -e ." in text
+    assert f"The `{DEFAULT_NAMESPACE}/*` Hub repositories named on this card are not published yet" in text
+    assert "pipeline(" not in "".join(python_blocks(text))
     assert "10.1109/TPAMI.2024.3362475" in text and "2311.07113" in text
     if name != "spectralgpt-plus-segmunich":  # SegMunich's channels are not the 12 Sentinel-2 bands
         assert " ".join(f"`{band}`" for band in SENTINEL2_BANDS) in text
     for block in python_blocks(text):
         compile(block, name, "exec")
     assert f'"{repo_id}"' in python_blocks(text)[0]
+
+
+def test_base_models_chain_from_spectralgpt():
+    bases = {name: model.base for name, model in PUBLISHED_MODELS.items()}
+    assert bases == {
+        "spectralgpt": None,
+        "spectralgpt-plus": "spectralgpt",
+        "spectralgpt-plus-segmunich": "spectralgpt-plus",
+        "spectralgpt-plus-oscd": "spectralgpt-plus",
+    }
+
+
+def test_change_detection_is_not_tagged_segmentation():
+    tags = PUBLISHED_MODELS["spectralgpt-plus-oscd"].card(f"{DEFAULT_NAMESPACE}/oscd").data.tags
+    assert "change-detection" in tags and not any("segmentation" in tag for tag in tags)
+
+
+def reported_rows(text: str) -> list[list[str]]:
+    section = text.split("\n## Reported results\n")[1].split("\n## ")[0]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row] for row in rows[2:]]  # without the header and its rule
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_MODELS))
+def test_reported_results_cite_the_paper_one_number_per_task(name):
+    published = PUBLISHED_MODELS[name]
+    text = published.card(f"{DEFAULT_NAMESPACE}/{name}").text
+    section = text.split("\n## Reported results\n")[1].split("\n## ")[0]
+    assert "arxiv.org/abs/2311.07113" in section and f"| {published.results_of}, reported in the paper |" in section
+    for banned in ("wizwand", "stdl.ch"):  # an aggregator and a news item are not sources
+        assert banned not in text
+    rows = reported_rows(text)
+    datasets = [row[0] for row in rows]
+    assert len(datasets) == len(set(datasets)) == len(published.results)
+    for row in rows:
+        assert row[2] == "not confirmed" or re.fullmatch(r"\d+(\.\d+)?", row[2]), row
+
+
+def test_the_96_px_card_does_not_repeat_the_results_of_spectralgpt_plus():
+    card = PUBLISHED_MODELS["spectralgpt"].card(f"{DEFAULT_NAMESPACE}/spectralgpt")
+    assert "SpectralGPT, reported in the paper" in card.text and "SpectralGPT+, reported" not in card.text
+    assert not {"SegMunich (13 classes)", "OSCD (change detection)"} & {row[0] for row in reported_rows(card.text)}
+
+
+def test_cards_for_another_namespace_do_not_call_it_a_placeholder():
+    card = PUBLISHED_MODELS["spectralgpt-plus"].card("someone/spectralgpt-plus")
+    assert "placeholder" not in card.text and card.data.base_model == "someone/spectralgpt"
 
 
 def test_downstream_cards_follow_the_namespace_they_are_pushed_to():
@@ -110,7 +173,8 @@ def test_trained_model_card_lists_labels_and_metrics(tmp_path):
     card.save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
     assert_hub_metadata(loaded.data.to_dict())
-    assert (loaded.data.pipeline_tag, loaded.data.base_model) == ("image-classification", "org/spectralgpt-plus")
+    assert (loaded.data.pipeline_tag, loaded.data.base_model) == ("other", "org/spectralgpt-plus")
+    assert "scene-classification" in loaded.data.tags and "placeholder" not in loaded.text
     assert "| 1 | land |" in loaded.text and "| eval_accuracy | 0.9877 |" in loaded.text
     assert "AutoModelForImageClassification" in python_blocks(loaded.text)[0]
     for block in python_blocks(loaded.text):
@@ -168,7 +232,7 @@ def test_published_card_renders_valid_yaml_metadata(name):
     card = published.card(f"{DEFAULT_NAMESPACE}/{name}")
     metadata = front_matter(str(card))
     assert metadata == card.data.to_dict()
-    assert metadata["datasets"] == list(published.datasets) and metadata["license_link"] == published.record
+    assert metadata.get("datasets", []) == list(published.datasets) and metadata["license_link"] == published.record
     assert_hub_metadata(metadata)
 
 
@@ -181,6 +245,18 @@ def test_trained_card_renders_valid_yaml_metadata_and_the_shared_paragraphs():
     for paragraph in EVERY_CARD:
         assert paragraph in card.text, paragraph
     assert PRETRAINED_LEAD not in card.text and "## Fine-tuning" not in card.text
+
+
+def test_readme_and_pyproject_link_the_original_files_and_the_paper():
+    tomllib = pytest.importorskip("tomllib")
+    urls = tomllib.loads((CARDS_DIR.parent / "pyproject.toml").read_text())["project"]["urls"]
+    assert {"https://zenodo.org/records/8412455", "https://zenodo.org/records/8412377"} <= set(urls.values())
+    assert "https://arxiv.org/abs/2311.07113" in urls.values()
+    # The authors' repository is not this package's.
+    assert not {"Homepage", "Repository", "Source"} & set(urls)
+    readme = (CARDS_DIR.parent / "README.md").read_text()
+    assert "https://zenodo.org/records/8412455" in readme and "https://zenodo.org/records/8412377" in readme
+    assert f"`{DEFAULT_NAMESPACE}/*` repositories those cards name are **not published yet**" in readme
 
 
 def test_cards_and_converter_read_one_registry_of_published_files():

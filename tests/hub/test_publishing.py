@@ -191,7 +191,7 @@ def test_folder_holds_weights_code_card_and_a_full_auto_map(prepared):
     assert processor["auto_map"] == {"AutoImageProcessor": "image_processing_spectralgpt.SpectralGPTImageProcessor"}
     for name in CODE_FILES:  # the package's own files, unchanged
         assert (folder / name).read_text() == (REPO_ROOT / "spectralgpt_hf" / name).read_text()
-    assert ModelCard.load(folder / "README.md").data.pipeline_tag == "image-segmentation"
+    assert "change-detection" in ModelCard.load(folder / "README.md").data.tags
     with pytest.raises(FileExistsError, match="not empty"):
         save_for_hub(SpectralGPTModel(SpectralGPTConfig(**TINY)), folder, SpectralGPTImageProcessor(), ModelCard(""))
 
@@ -273,7 +273,7 @@ def test_push_to_hub_uploads_the_prepared_folder_and_nothing_else(fake_hub, tmp_
     assert set(json.loads(fake_hub.upload("config.json"))["auto_map"]) == set(AUTO_CLASSES)
     assert json.loads(fake_hub.upload("preprocessor_config.json"))["min_max_epsilon"] == 1e-9
     card = fake_hub.card(tmp_path)
-    assert card.data.pipeline_tag == "image-segmentation" and card.data.license == "other"
+    assert "semantic-segmentation" in card.data.tags and card.data.license == "other"
     with pytest.raises(ValueError, match="image_processor"):
         push_to_hub(model, "org/tiny-seg")
 
@@ -293,7 +293,7 @@ def test_publish_uploads_a_training_output_folder(fake_hub, tmp_path):
     assert set(fake_hub.uploads[0]["files"]) == HUB_FILES
     assert json.loads(fake_hub.upload("preprocessor_config.json"))["normalization"] == "mean_std"
     card = fake_hub.card(tmp_path)
-    assert card.data.base_model == "org/base" and card.data.pipeline_tag == "image-classification"
+    assert card.data.base_model == "org/base" and "scene-classification" in card.data.tags
     assert "| eval_accuracy | 0.75 |" in card.text and "eval_runtime" not in card.text
     assert "| 1 | land |" in card.text
 

@@ -59,8 +59,8 @@ def pretrained(make_weights, tmp_path_factory):
 
 
 QUICK = dict(
-    max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, per_device_eval_batch_size=2,
-    eval_strategy="no", save_strategy="no", use_cpu=True, report_to="none", seed=0,
+    do_train=True, do_eval=True, max_steps=2, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+    per_device_eval_batch_size=2, eval_strategy="no", save_strategy="no", use_cpu=True, report_to="none", seed=0,
 )  # fmt: skip
 
 
@@ -244,3 +244,181 @@ def test_recipe_trainer_mixes_training_batches_only(tmp_path):
     config.problem_type = "multi_label_classification"
     with pytest.raises(ValueError, match="single-label classification"):
         RecipeTrainer(model=SpectralGPTForImageClassification(config), args=args, train_dataset=data)
+
+
+def recipe_arguments(tmp_path, *options):
+    script = load_script("run_classification")
+    common = ["--model_name_or_path", "m", "--data_dir", "d", "--output_dir", str(tmp_path), "--use_cpu", "true"]
+    data_arguments = script.ClassificationDataArguments
+    return parse_arguments([*common, *options], data_arguments, script.RECIPE, script.DATASET_RECIPES)
+
+
+def test_training_and_evaluation_are_opt_in(tmp_path):
+    training_args = recipe_arguments(tmp_path)[2]
+    assert (training_args.do_train, training_args.do_eval, training_args.eval_strategy.value) == (False, False, "no")
+    training_args = recipe_arguments(tmp_path, "--do_train", "--do-eval")[2]
+    # with --do_eval, the original's evaluation after every epoch
+    assert (training_args.do_train, training_args.do_eval, training_args.eval_strategy.value) == (True, True, "epoch")
+    training_args = recipe_arguments(tmp_path, "--do_train", "--do_eval", "--eval_strategy", "steps")[2]
+    assert training_args.eval_strategy.value == "steps"
+
+
+def test_help_lists_the_script_options_before_the_training_arguments(capsys):
+    with pytest.raises(SystemExit):
+        load_script("run_classification").main(["--help"])
+    text = capsys.readouterr().out.split("\noptions:")[1]  # after the usage line, which lists every option
+    order = [
+        "\nmodel:", "--model_name_or_path", "\ndata:", "--dataset ", "\ntraining: the recipe's options",
+        "--overwrite_output_dir", "--layer_decay", "--mixup_alpha", "--output_dir", "--per_device_train_batch_size",
+    ]  # fmt: skip
+    positions = [text.index(item) for item in order]
+    assert positions == sorted(positions)
+
+
+def test_rerunning_into_an_output_dir_resumes_or_refuses(tmp_path):
+    from spectralgpt_hf.training.recipes import resume_or_refuse_output_dir
+
+    output_dir = tmp_path / "run"
+    output_dir.mkdir()
+    training_args = recipe_arguments(output_dir, "--do_train")[2]
+    resume_or_refuse_output_dir(training_args)  # an empty folder: a fresh run
+    assert training_args.resume_from_checkpoint is None
+    (output_dir / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="not empty and holds no checkpoint.*--overwrite_output_dir"):
+        resume_or_refuse_output_dir(training_args)
+    (output_dir / "checkpoint-2").mkdir()
+    (output_dir / "checkpoint-10").mkdir()
+    resume_or_refuse_output_dir(training_args)
+    assert training_args.resume_from_checkpoint == str(output_dir / "checkpoint-10")
+    training_args = recipe_arguments(output_dir, "--do_train", "--overwrite_output_dir")[2]
+    resume_or_refuse_output_dir(training_args)
+    assert training_args.resume_from_checkpoint is None
+    # evaluation alone writes its results beside a trained model
+    resume_or_refuse_output_dir(recipe_arguments(output_dir, "--do_eval")[2])
+
+
+def test_a_second_run_into_the_same_folder_resumes_from_its_checkpoint(pretrained, data_dir, tmp_path, caplog):
+    layouts.write_eurosat(data_dir, tmp_path)
+    (tmp_path / "eurosat-train.txt").write_text("AnnualCrop_1.jpg\nPasture_300.jpg\nSeaLake_3000.jpg\n")
+    (tmp_path / "eurosat-val.txt").write_text("Pasture_300.jpg\nSeaLake_3000.jpg\n")
+    output_dir = tmp_path / "out"
+    options = ["--dataset", "eurosat", "--save_strategy", "steps", "--save_steps", "2"]
+    run_script("run_classification", pretrained, tmp_path, output_dir, *options)
+    assert (output_dir / "checkpoint-2").is_dir()
+    # the same command with more steps goes on from step 2
+    with caplog.at_level("WARNING", logger="spectralgpt_hf.training.recipes"):
+        run_script("run_classification", pretrained, tmp_path, output_dir, *options, "--max_steps", "3")
+    assert f"Resuming from {output_dir / 'checkpoint-2'}" in caplog.text
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and [entry["step"] for entry in state["log_history"]][-1] == 3
+    assert json.loads((output_dir / "train_results.json").read_text())["train_loss"] > 0
+
+
+def write_described_tif(path, array):
+    import rasterio
+
+    from spectralgpt_hf import SENTINEL2_BANDS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=12, dtype="uint16") as dataset:
+        dataset.write(array)
+        for index, band in enumerate(SENTINEL2_BANDS, start=1):
+            dataset.set_band_description(index, band)
+
+
+def random_image(seed):
+    return np.random.default_rng(seed).integers(0, 10000, (12, 32, 32)).astype(np.uint16)
+
+
+def test_classification_on_your_own_class_folders(pretrained, tmp_path):
+    for split in ("train", "test"):
+        for index, name in enumerate(["fields", "lake", "town"]):
+            write_described_tif(tmp_path / "data" / split / name / f"{index}.tif", random_image(index))
+    output_dir = tmp_path / "out"
+    run_script("run_classification", pretrained, tmp_path / "data", output_dir, "--dataset", "folder")
+    model, image_processor = check_output(output_dir, AutoModelForImageClassification, ["accuracy"])
+    assert model.config.id2label == {0: "fields", 1: "lake", 2: "town"}
+    assert (image_processor.normalization, image_processor.crop_size["height"]) == ("min_max", 32)
+    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert (training_args.mixup_alpha, training_args.label_smoothing_factor) == (0, 0)
+
+
+def test_classification_on_a_datasets_dataset(pretrained, tmp_path):
+    from datasets import Array3D, ClassLabel, DatasetDict, Features
+
+    features = Features({"img": Array3D((12, 32, 32), "float32"), "class": ClassLabel(names=["dry", "wet"])})
+    images = np.stack([random_image(seed) for seed in range(4)]).astype(np.float32)
+    split = Dataset.from_dict({"img": images, "class": [0, 1, 0, 1]}, features=features)
+    DatasetDict({"train": split, "test": split.select(range(2))}).save_to_disk(tmp_path / "saved")
+    output_dir = tmp_path / "out"
+    paths = dict(model_name_or_path=pretrained, dataset_name=tmp_path / "saved", output_dir=output_dir)
+    metrics = load_script("run_classification").main(
+        [*command_line({**paths, **QUICK}), "--image_column", "img", "--label_column", "class"]
+    )
+    assert math.isfinite(metrics["eval_accuracy"])
+    model, _ = check_output(output_dir, AutoModelForImageClassification, ["accuracy"])
+    assert model.config.id2label == {0: "dry", 1: "wet"}
+    with pytest.raises(ValueError, match="--dataset hub reads the dataset of --dataset_name"):
+        recipe_arguments(tmp_path, "--dataset", "hub")
+
+
+def test_segmentation_on_your_own_image_mask_pairs(pretrained, tmp_path):
+    import rasterio
+
+    for split in ("train", "test"):
+        for index in range(2):
+            write_described_tif(tmp_path / "data" / split / "images" / f"{index}.tif", random_image(index))
+            mask_path = tmp_path / "data" / split / "masks" / f"{index}.tif"
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            with rasterio.open(mask_path, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8") as mask:
+                mask.write((np.arange(32 * 32).reshape(1, 32, 32) + index) % 3)
+    (tmp_path / "data" / "classes.txt").write_text("other\ncrop\nwater\n")
+    output_dir = tmp_path / "out"
+    run_script("run_segmentation", pretrained, tmp_path / "data", output_dir, "--dataset", "folder")
+    model, image_processor = check_output(output_dir, AutoModelForSemanticSegmentation, ["mean_iou"])
+    assert model.config.id2label == {0: "other", 1: "crop", 2: "water"}
+    assert (image_processor.normalization, image_processor.band_mean_channels) == ("min_max", 0)
+
+
+def readme_commands():
+    """The `python examples/<script>.py ...` commands of examples/README.md, as argument lists."""
+    import re
+    import shlex
+
+    text = (EXAMPLES / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        for command in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(command, comments=True)
+            if words[:1] == ["python"] and words[1].startswith("examples/run_"):
+                commands.append((Path(words[1]).stem, words[2:]))
+    return commands
+
+
+def test_examples_readme_has_a_command_per_task_that_parses(tmp_path):
+    commands = readme_commands()
+    tasks = {(script, dict(zip(options[::2], options[1::2])).get("--dataset")) for script, options in commands}
+    assert {
+        ("run_classification", "eurosat"), ("run_classification", "bigearthnet"), ("run_segmentation", None),
+        ("run_change_detection", None), ("run_classification", "folder"), ("run_segmentation", "folder"),
+    } <= tasks  # fmt: skip
+    for script_name, options in commands:
+        script = load_script(script_name)
+        # the script's own data arguments: ClassificationDataArguments, ...
+        data_arguments = next(
+            value for name, value in vars(script).items() if name.endswith("DataArguments") and name != "DataArguments"
+        )
+        options = [str(tmp_path / "out") if previous == "--output_dir" else option
+                   for previous, option in zip(["", *options], options)]  # fmt: skip
+        _, _, training_args = parse_arguments(
+            [*options, "--use_cpu", "true"], data_arguments, script.RECIPE, getattr(script, "DATASET_RECIPES", None)
+        )
+        assert training_args.do_train or training_args.do_eval, (script_name, options)
+
+
+def test_examples_requirements_cover_the_extras_they_use():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    lines = (EXAMPLES / "requirements.txt").read_text().splitlines()
+    requirements = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert requirements == set(extras["train"]) | set(extras["geo"])
