@@ -20,6 +20,7 @@ from datasets.distributed import split_dataset_by_node
 from ... import geo
 from ...configuration_spectralgpt import SpectralGPTConfig
 from ...data import RandomResizedCropAndFlip
+from ...data.resized_crops import resized_crop, resized_crops
 from ...image_processing_spectralgpt import SpectralGPTImageProcessor
 from .arguments import PretrainingArguments
 from .checkpoints import ignore_stop_signals
@@ -37,28 +38,69 @@ def pretraining_image_processor(config: SpectralGPTConfig) -> SpectralGPTImagePr
 
 class SamplePreparation:
     """Turns one raw image (bands, H, W) into a training sample: per-image per-band min-max, random resized crop
-    and flip, and the mask noise, all random draws coming from seeds derived from (seed, *key)."""
+    and flip (`RandomResizedCropAndFlip`'s draws), and the mask noise, all random draws coming from seeds derived
+    from (seed, *key).
+
+    The crop is computed as `spectralgpt_hf.data.resized_crops` does it: the same bicubic resize as the image
+    processor's, as two small matrix products over the crop, normalised afterwards. Images may be float (NaN:
+    nodata) or uint16 (0: nodata, as in prepared shards); the same pixel values give the same sample either way.
+    `draw(key)` gives the random draws alone, for the batched variant (`resized_crops` on the device).
+    """
 
     def __init__(self, config: SpectralGPTConfig, seed: int):
         self.normalization = pretraining_image_processor(config)
         self.augmentation = RandomResizedCropAndFlip(config.image_size, scale=(0.2, 1.0))
+        self.image_size = config.image_size
         self.num_tokens = config.num_tokens
         self.seed = seed
 
-    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    @property
+    def epsilon(self) -> float:
+        return self.normalization.min_max_epsilon
+
+    def check(self, image: np.ndarray) -> None:
         if np.ndim(image) != 3 or len(image) != self.normalization.num_bands:
             raise ValueError(
                 f"Training images must be arrays of shape ({self.normalization.num_bands}, height, width), bands in "
                 f"the order {self.normalization.band_names}; got one of shape {np.shape(image)}."
             )
-        pixel_values = self.normalization(image, return_tensors="pt")["pixel_values"][0]
-        # The augmentation draws from torch's global generator (seed=None); it is forked so that only this sample's
-        # seed decides the draws, and the caller's random state is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(derived_seed(self.seed, 0, *key))
-            pixel_values = self.augmentation(pixel_values)
-        generator = torch.Generator().manual_seed(derived_seed(self.seed, 1, *key))
-        return {"pixel_values": pixel_values, "noise": torch.rand(self.num_tokens, generator=generator)}
+
+    def draw(self, height: int, width: int, key: tuple[int, ...]) -> tuple[tuple[int, int, int, int], bool, torch.Tensor]:
+        """The crop box (top, left, height, width), the flip and the mask noise of the sample `key`."""
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, 0, *key))
+        box = self.augmentation._crop_box(height, width, generator=generator)
+        flip = float(torch.rand((), generator=generator)) < self.augmentation.flip_probability
+        noise_generator = torch.Generator().manual_seed(derived_seed(self.seed, 1, *key))
+        return box, flip, torch.rand(self.num_tokens, generator=noise_generator)
+
+    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        self.check(image)
+        image = np.asarray(image)
+        if image.dtype != np.uint16:
+            image = image.astype(np.float32, copy=False)
+        box, flip, noise = self.draw(*image.shape[1:], key)
+        pixel_values = resized_crop(image, box, flip, self.image_size, self.epsilon)
+        return {"pixel_values": pixel_values, "noise": noise}
+
+
+class RawSamplePreparation(SamplePreparation):
+    """The batched variant's per-sample part: the raw image (uint16 or float) with its crop box, flip and noise;
+    `augment_batch` then makes the pixel values of a whole batch where it lies (on the accelerator)."""
+
+    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        self.check(image)
+        image = np.asarray(image)
+        if image.dtype != np.uint16:
+            image = image.astype(np.float32, copy=False)
+        box, flip, noise = self.draw(*image.shape[1:], key)
+        return {"raw_pixels": torch.from_numpy(np.ascontiguousarray(image)), "crop_boxes": torch.tensor(box),
+                "flips": torch.tensor(flip), "noise": noise}  # fmt: skip
+
+    def augment_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pixel_values = resized_crops(
+            batch["raw_pixels"], batch["crop_boxes"], batch["flips"], self.image_size, self.epsilon
+        )
+        return {"pixel_values": pixel_values, "noise": batch["noise"]}
 
 
 def is_raster(path: Path) -> bool:
