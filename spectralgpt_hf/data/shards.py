@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import geo
+from ..configuration_spectralgpt import SENTINEL2_BANDS
+from .raster_samples import find_raster_samples
 
 INDEX = "index.json"
 PLAN = "plan.json"  # the settings of a prepare in progress, checked when it is resumed
@@ -74,6 +76,25 @@ class LoaderRecords(RasterRecords):
 
     def __getitem__(self, index: int) -> dict:
         return {**super().__getitem__(index), "labels": self.labels[index]}
+
+
+def source_records(
+    rasters: Sequence[str] = (), loader: str | None = None, root: str | None = None, split: str | None = None,
+    file_band_order: str | None = None, band_names: Sequence[str] = SENTINEL2_BANDS,
+) -> RasterRecords:
+    """The records of GeoTIFF locations (`find_raster_samples`: files, folders, globs; stacked files without band
+    descriptions need `file_band_order`, a key of geo.DATASET_BAND_ORDERS or comma-separated names), or of the
+    dataset loader `loader` over `root`."""
+    if bool(rasters) == (loader is not None):
+        raise ValueError("Give exactly one of rasters and a dataset loader.")
+    if loader is not None:
+        if root is None:
+            raise ValueError(f"The {loader} loader needs the dataset's root folder.")
+        return loader_records(loader, root, split, band_names)
+    order = file_band_order
+    if order is not None and order.lower() not in geo.DATASET_BAND_ORDERS:
+        order = [name.strip() for name in order.split(",")]
+    return RasterRecords(find_raster_samples(list(rasters)), band_names, order)
 
 
 def loader_records(name: str, root: str, split: str | None, band_names: Sequence[str]) -> LoaderRecords:
@@ -174,6 +195,7 @@ def _run(task: ShardTask) -> int:
 class PrepareReport:
     output_dir: Path
     num_samples: int
+    samples_written: int
     shards_written: int
     shards_kept: int
 
@@ -218,7 +240,8 @@ def prepare(
         for task in tasks:
             task()
     write_index(output_dir, plan, shards)
-    return PrepareReport(output_dir, len(records), len(tasks), len(shards) - len(tasks))
+    written = sum(len(task.indices) for task in tasks)
+    return PrepareReport(output_dir, len(records), written, len(tasks), len(shards) - len(tasks))
 
 
 def check_plan(output_dir: Path, plan: dict) -> None:

@@ -7,7 +7,7 @@ import datasets
 import numpy as np
 import pytest
 
-from spectralgpt_hf import geo
+from spectralgpt_hf import cli, geo
 from spectralgpt_hf.configuration_spectralgpt import SENTINEL2_BANDS
 from spectralgpt_hf.data import EUROSAT_BANDS, load_eurosat
 from spectralgpt_hf.data.shards import (
@@ -103,3 +103,16 @@ def test_prepared_shards_stream_with_datasets(eurosat_records, tmp_path):
     decode = ExampleDecoder(images.index)
     for index, example in enumerate(stream):
         np.testing.assert_array_equal(decode(example), images[index])
+
+
+def test_prepare_command(eurosat_root, tmp_path, capsys):
+    output = tmp_path / "shards"
+    command = ["prepare", str(output), "--loader", "eurosat", "--root", str(eurosat_root), "--samples-per-shard", "2"]
+    assert cli.main(command + ["--workers", "1"]) == 0
+    assert "kept 0 finished shards" in capsys.readouterr().out
+    assert cli.main(command) == 0
+    assert "Wrote 0 shards (0 samples" in capsys.readouterr().out
+    images = ShardedImages(output)
+    assert images.index["has_labels"] and images.example(0)["labels"] == 0
+    assert cli.main(["prepare", str(tmp_path / "none"), "--rasters", str(tmp_path / "missing")]) == 1
+    assert "spectralgpt-hf prepare: error:" in capsys.readouterr().err
