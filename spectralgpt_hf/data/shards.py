@@ -22,6 +22,7 @@ and writes the rest.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -349,3 +350,38 @@ class ExampleDecoder:
 
     def __call__(self, example: dict) -> np.ndarray:
         return decode_bands(example["bands"], example["height"], example["width"], self.num_bands, self.dtype)
+
+
+# --- Fine-tuning from prepared folders ----------------------------------------------------------------------------
+
+
+def _decode_prepared(example: dict, images: ShardedImages, processor, augmentation) -> dict:
+    import torch
+
+    from .lazy import normalize
+
+    pixel_values = normalize(processor, images.example(example["index"])["bands"])
+    if augmentation is not None:
+        pixel_values = augmentation(pixel_values)
+    return {"pixel_values": pixel_values, "labels": torch.as_tensor(example["labels"])}
+
+
+def load_prepared(root: str | os.PathLike, split: str | None = None, *, preset, image_processor=None,
+                  augmentation=None):  # fmt: skip
+    """A prepared folder with labels (`prepare` of a loader's split into `root/<split>`, or `root` for
+    split=None) as the loaders return it: a lazily decoded dataset with `pixel_values` normalised by
+    `image_processor` (default: the loader's `preset`, as the loader chooses it) and `labels`."""
+    from datasets import Dataset
+
+    from .lazy import DecodeExamples, recipe_processor
+
+    folder = Path(root) if split is None else Path(root) / split
+    images = ShardedImages(folder)
+    if not images.index["has_labels"]:
+        raise ValueError(f"{folder} holds no labels: prepare it from a dataset loader (--loader) for fine-tuning.")
+    labels = [images.example(index)["labels"] for index in range(len(images))]
+    dataset = Dataset.from_dict({"index": list(range(len(images))), "labels": labels})
+    processor = recipe_processor(image_processor, preset, augmentation)
+    decode = functools.partial(_decode_prepared, images=images, processor=processor, augmentation=augmentation)
+    dataset.set_transform(DecodeExamples(decode))
+    return dataset

@@ -116,3 +116,17 @@ def test_prepare_command(eurosat_root, tmp_path, capsys):
     assert images.index["has_labels"] and images.example(0)["labels"] == 0
     assert cli.main(["prepare", str(tmp_path / "none"), "--rasters", str(tmp_path / "missing")]) == 1
     assert "spectralgpt-hf prepare: error:" in capsys.readouterr().err
+
+
+def test_fine_tuning_reads_a_prepared_split_as_the_loader_does(eurosat_root, tmp_path):
+    from spectralgpt_hf.data import EUROSAT_PRESET
+    from spectralgpt_hf.data.shards import load_prepared
+
+    prepare(loader_records("eurosat", str(eurosat_root), "train", SENTINEL2_BANDS), tmp_path / "train",
+            SENTINEL2_BANDS)  # fmt: skip
+    prepared, loaded = load_prepared(tmp_path, "train", preset=EUROSAT_PRESET), load_eurosat(eurosat_root, "train")
+    assert len(prepared) == len(loaded) == 2
+    for index in range(len(loaded)):
+        expected, example = loaded[index], prepared[index]
+        np.testing.assert_allclose(example["pixel_values"], expected["pixel_values"], rtol=1e-6, atol=1e-6)
+        assert int(example["labels"]) == int(expected["labels"])

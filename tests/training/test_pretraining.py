@@ -30,7 +30,6 @@ from spectralgpt_hf import geo
 from spectralgpt_hf.training.optimization import scaled_learning_rate
 from spectralgpt_hf.training.pretraining import PretrainingArguments, find_raster_samples, pretrain
 
-from conftest import REPO_ROOT
 from layouts import tiny_pretrain_manifest
 TINY_MODEL = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -39,6 +38,8 @@ TINY_MODEL = {
 }  # fmt: skip
 TINY_OVERRIDES = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items() if name != "image_size")
 NUM_STACKED_TILES, NUM_BAND_FOLDERS = 14, 2
+# Not imported from conftest: run beside tests/data, "conftest" is the last one pytest loaded.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POSITION_TABLES = ("spectralgpt.embeddings.position_embeddings.spatial", "decoder.position_embeddings.spatial")
 
 # Records the sample keys each process decodes and the values it logs, then runs the command line.
