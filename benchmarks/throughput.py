@@ -234,8 +234,8 @@ def report(quick: bool) -> str:
                 lines.append(f"| {name} | {size} | " + " | ".join(cells) + " |")
         lines += ["", "### prepare, images/s", "", "| source | 1 worker | 2 workers |", "| --- | --- | --- |"]
         for name, paths in sources.items():
-            rates = [run_case("prepare", rounds=min(rounds, 3), sources=paths, workers=workers) for workers in (1, 2)]
-            lines.append(f"| {name} | " + " | ".join(f"{rate.get('rate', 0):.0f}" for rate in rates) + " |")
+            prepared = [run_case("prepare", rounds=min(rounds, 3), sources=paths, workers=workers) for workers in (1, 2)]
+            lines.append(f"| {name} | " + " | ".join(f"{rate.get('rate', 0):.0f}" for rate in prepared) + " |")
     lines += ["", "### MAE step (base, 128 px, batch 8, mask 0.9, fp32, 2 threads)", "",
               "| AdamW | torch.compile | images/s | GFLOP/s | peak alongside | share of peak |",
               "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
