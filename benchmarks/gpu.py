@@ -4,6 +4,9 @@ replaces it). Run on a machine with a CUDA GPU:
 
     python benchmarks/gpu.py
 
+A last table runs the pretraining step fed by a DataLoader over prepared shards (crops made in the workers, or on
+the device from the raw uint16 batch) against the model alone, so that the data path's cost shows as a ratio.
+
 It should take a few minutes (an estimate from the FLOP counts: no GPU has run it yet). The peak used for shares
 is a bf16 matmul measured in the same run. `--smoke` runs the same code with a tiny model on any device
 (`--device cpu`) and prints the table without writing it: the test suite uses it to check this script on machines
@@ -12,8 +15,11 @@ without a GPU.
 
 import argparse
 import importlib.util
+import os
+import tempfile
 import time
 
+import numpy as np
 import torch
 
 from run import GPU_HEADING, encoder_flops, pretraining_flops, write_results  # benchmarks/run.py
@@ -110,6 +116,77 @@ def benchmark(device: torch.device, smoke: bool) -> list[str]:
                 f"| MAE step (fp32 weights, bf16 autocast) | {attention} | 128 | {batch} | {batch / seconds:.1f} | "
                 f"{share(3 * batch * pretraining_flops(config, 128), seconds)} | {peak_memory_gb(device)} |"
             )
+    return lines + [""] + end_to_end(device, smoke, model_options, share)
+
+
+class SyntheticTiles:
+    """Records of random uint16 tiles (12 x 128 x 128), for prepared shards that need no GeoTIFFs."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        bands = np.random.default_rng(index).integers(1, 10000, (12, 128, 128)).astype(np.float32)
+        return {"source": f"synthetic-{index}", "bands": bands}
+
+
+def end_to_end(device: torch.device, smoke: bool, model_options: dict, share) -> list[str]:
+    """Pretraining steps fed by a DataLoader over prepared shards (per-sample crops in the workers, or the raw
+    uint16 batch moved once and cropped on the device), against the same step on a batch already on the device."""
+    from spectralgpt_hf.data.shards import ShardedImages, prepare
+    from spectralgpt_hf.training.pretraining.data import PretrainingSamples, RawSamplePreparation, SamplePreparation
+
+    batch, steps = (2, 2) if smoke else (64, 20)
+    workers = 0 if smoke else min(16, os.cpu_count() or 1)
+    config = SpectralGPTConfig(image_size=128, **model_options)
+    model = SpectralGPTForPreTraining(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=True)
+    flops = 3 * batch * pretraining_flops(config, 128)
+
+    def step(inputs: dict) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    lines = [
+        f"End-to-end pretraining (base, 128 px, batch {batch}, bf16 autocast, {workers} DataLoader workers over "
+        "prepared uint16 shards) against the model alone on a batch already on the device:",
+        "",
+        "| data path | images/s | TFLOP/s (share of peak) | share of the model-alone rate |",
+        "| --- | --- | --- | --- |",
+    ]
+    synthetic = {"pixel_values": torch.rand(batch, 12, 128, 128, device=device),
+                 "noise": torch.rand(batch, config.num_tokens, device=device)}  # fmt: skip
+    alone = seconds_per_call(lambda: step(synthetic), device, steps)
+    lines.append(f"| model alone (synthetic) | {batch / alone:.1f} | {share(flops, alone)} | 100 % |")
+    with tempfile.TemporaryDirectory() as folder:
+        prepare(SyntheticTiles(batch * (steps + 2)), folder, config.band_names, samples_per_shard=64,
+                num_workers=max(workers, 1))  # fmt: skip
+        images = ShardedImages(folder)
+        for name, preparation in (("shards, crops in workers", SamplePreparation(config, 0)),
+                                  ("shards, crops on the device", RawSamplePreparation(config, 0))):  # fmt: skip
+            samples = PretrainingSamples(images, preparation)
+            keys = [[(0, index) for index in range(start, start + batch)] for start in range(0, len(images), batch)]
+            options = {"prefetch_factor": 4, "persistent_workers": False} if workers else {}
+            loader = torch.utils.data.DataLoader(samples, batch_sampler=keys, num_workers=workers,
+                                                 pin_memory=device.type == "cuda", **options)  # fmt: skip
+            augment = getattr(preparation, "augment_batch", lambda inputs: inputs)
+            batches = iter(loader)
+            step(augment({key: value.to(device, non_blocking=True) for key, value in next(batches).items()}))
+            synchronize(device)
+            start, count = time.perf_counter(), 0
+            for raw in batches:
+                step(augment({key: value.to(device, non_blocking=True) for key, value in raw.items()}))
+                count += 1
+            synchronize(device)
+            seconds = (time.perf_counter() - start) / max(count, 1)
+            lines.append(f"| {name} | {batch / seconds:.1f} | {share(flops, seconds)} | "
+                         f"{100 * alone / seconds:.0f} % |")  # fmt: skip
     return lines
 
 

@@ -28,16 +28,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SPECTRALGPT_SHARED") or ROOT.parent / "shared") / "data"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 GPU_HEADING = "## GPU: "  # benchmarks/gpu.py writes one such section per device, after the CPU results
+THROUGHPUT_HEADING = "## Training throughput"  # benchmarks/throughput.py's section, after this script's
 
 
-def write_results(cpu: str | None = None, gpu: str | None = None) -> None:
-    """Replaces the CPU results or one device's GPU section of RESULTS.md, keeping the rest, in one atomic write."""
+def write_results(cpu: str | None = None, gpu: str | None = None, throughput: str | None = None) -> None:
+    """Replaces the CPU results, the training-throughput section or one device's GPU section of RESULTS.md,
+    keeping the rest, in one atomic write."""
     text = RESULTS.read_text() if RESULTS.exists() else ""
     cpu_part, *gpu_parts = text.split("\n" + GPU_HEADING)
+    cpu_part, *throughput_part = cpu_part.split("\n" + THROUGHPUT_HEADING)
+    kept_throughput = THROUGHPUT_HEADING + throughput_part[0].rstrip("\n") if throughput_part else None
+    throughput = throughput.rstrip("\n") if throughput is not None else kept_throughput
     sections = {part.splitlines()[0]: GPU_HEADING + part.rstrip("\n") for part in gpu_parts}
     if gpu is not None:
         sections[gpu.splitlines()[0].removeprefix(GPU_HEADING)] = gpu.rstrip("\n")
-    text = "\n\n".join([(cpu if cpu is not None else cpu_part).rstrip("\n"), *sections.values()]) + "\n"
+    cpu_text = (cpu if cpu is not None else cpu_part).rstrip("\n")
+    text = "\n\n".join([cpu_text, *([throughput] if throughput else []), *sections.values()]) + "\n"
     partial = RESULTS.with_suffix(".md.partial")
     partial.write_text(text)
     os.replace(partial, RESULTS)

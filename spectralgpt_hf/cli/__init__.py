@@ -134,6 +134,43 @@ def add_pretrain_command(commands) -> None:
     pretrain_parser.set_defaults(handler=pretrain)
 
 
+def prepare(args: argparse.Namespace) -> None:
+    import time
+
+    from ..data.shards import prepare as prepare_shards
+    from ..data.shards import source_records
+
+    records = source_records(args.rasters, args.loader, args.root, args.split, args.file_band_order)
+    start = time.perf_counter()
+    report = prepare_shards(
+        records, args.output_dir, records.band_names, dtype=args.dtype, file_format=args.format,
+        samples_per_shard=args.samples_per_shard, num_workers=args.workers,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    print(f"Wrote {report.shards_written} shards ({report.samples_written} samples, "
+          f"{report.samples_written / seconds:.0f} samples/s) to {report.output_dir}; kept {report.shards_kept} "
+          "finished shards of an earlier run.")  # fmt: skip
+
+
+def add_prepare_command(commands) -> None:
+    parser = commands.add_parser(
+        "prepare", help="Decode GeoTIFFs (or a dataset loader's files) once into Arrow/Parquet shards that pretrain "
+        "--dataset reads; resumable: rerun into the same folder to finish an interrupted run.",
+    )  # fmt: skip
+    parser.add_argument("output_dir", help="folder for the shards and index.json")
+    parser.add_argument("--rasters", nargs="+", default=[], help="stacked GeoTIFFs, band folders, folders or globs")
+    parser.add_argument("--file-band-order", help="layer order of stacked files without band descriptions")
+    parser.add_argument("--loader", choices=["eurosat", "bigearthnet"], help="a dataset loader, with labels")
+    parser.add_argument("--root", help="the loader's dataset folder")
+    parser.add_argument("--split", help="the loader's split (default: every file)")
+    parser.add_argument("--dtype", choices=["uint16", "float16"], default="uint16", help="stored pixel type")
+    parser.add_argument("--format", choices=["arrow", "parquet"], default="arrow",
+                        help="arrow: memory-mapped random access; parquet: compressed, for object stores")  # fmt: skip
+    parser.add_argument("--samples-per-shard", type=int, default=256, help="samples per shard file")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="writer processes")
+    parser.set_defaults(handler=prepare)
+
+
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a save_pretrained folder or a Hub model id")
     parser.add_argument(
@@ -261,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(handler=demo)
 
     add_pretrain_command(commands)
+    add_prepare_command(commands)
     return parser
 
 

@@ -35,6 +35,27 @@ def scaled_learning_rate(
     return base_learning_rate * global_batch / REFERENCE_BATCH_SIZE
 
 
+def adamw_kernel_options(device: torch.device | str, implementation: str = "auto") -> dict:
+    """`torch.optim.AdamW` keyword arguments choosing its kernels: "fused" (one kernel over all parameters),
+    "foreach" (batched per-op kernels), "for_loop" (one parameter at a time), or "auto": fused on the devices
+    that have it (CUDA, XPU, MPS and, on the CPU, since torch 2.4), else foreach."""
+    if implementation == "auto":
+        implementation = "fused" if fused_adamw_available(torch.device(device)) else "foreach"
+    if implementation not in ("fused", "foreach", "for_loop"):
+        raise ValueError(f"Unknown AdamW implementation {implementation!r}: choose auto, fused, foreach or for_loop.")
+    if implementation == "fused":
+        return {"fused": True}
+    return {"foreach": implementation == "foreach"}
+
+
+def fused_adamw_available(device: torch.device) -> bool:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:
+        return device.type == "cuda"
+    return device.type in _get_fused_kernels_supported_devices()
+
+
 def uses_weight_decay(name: str, parameter: torch.nn.Parameter) -> bool:
     """Norm scales, biases, position tables and the mask token are not decayed."""
     return parameter.ndim > 1 and "position_embeddings" not in name and not name.endswith("mask_token")

@@ -40,6 +40,7 @@ from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import SchedulerType, get_last_checkpoint
 
 from .. import data
+from ..data import shards
 from ..configuration_spectralgpt import SpectralGPTConfig
 from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
 from .mixup import MixupCutmix
@@ -236,16 +237,27 @@ def load_config(model_args: ModelArguments, **recipe_settings) -> SpectralGPTCon
     return config
 
 
+# The loaders whose splits `prepare` writes, and the image-processor presets they normalise with.
+PREPARED_PRESETS = {data.load_eurosat: data.EUROSAT_PRESET, data.load_bigearthnet: data.BIGEARTHNET_PRESET}
+
+
 def load_splits(
     data_args: DataArguments, load: Callable[..., Dataset], train_options: dict, eval_options: dict
 ) -> tuple[Dataset, Dataset]:
-    """The training and evaluation splits, `load(data_dir, split, **options)`, cut to max_train/eval_samples."""
+    """The training and evaluation splits, `load(data_dir, split, **options)`, cut to max_train/eval_samples.
+    Where `data_dir/<split>` is a folder `spectralgpt-hf prepare --loader ... --split <split>` wrote, the split is
+    read from its shards instead, normalised with the same preset (EuroSAT, BigEarthNet)."""
 
     def first(dataset: Dataset, count: int | None) -> Dataset:
         return dataset if count is None else dataset.select(range(min(count, len(dataset))))
 
-    train = load(data_args.data_dir, data_args.train_split, **train_options)
-    evaluation = load(data_args.data_dir, data_args.eval_split, **eval_options)
+    def load_split(split: str, options: dict) -> Dataset:
+        if shards.is_prepared(Path(data_args.data_dir) / split) and load in PREPARED_PRESETS:
+            return shards.load_prepared(data_args.data_dir, split, preset=PREPARED_PRESETS[load], **options)
+        return load(data_args.data_dir, split, **options)
+
+    train = load_split(data_args.train_split, train_options)
+    evaluation = load_split(data_args.eval_split, eval_options)
     return first(train, data_args.max_train_samples), first(evaluation, data_args.max_eval_samples)
 
 

@@ -82,3 +82,38 @@ def test_recipes_scale_the_learning_rate_with_the_shared_rule(tmp_path):
         gradient_accumulation_steps=2, use_cpu=True, report_to=[],
     )  # fmt: skip
     assert args.learning_rate == pytest.approx(scaled_learning_rate(2e-4, 4, 2, args.world_size)) == 6.25e-6
+
+
+def test_adamw_kernel_options_pick_fused_where_the_device_has_it():
+    import torch
+
+    from spectralgpt_hf.training.optimization import adamw_kernel_options
+
+    assert adamw_kernel_options("cpu", "foreach") == {"foreach": True}
+    assert adamw_kernel_options("cpu", "for_loop") == {"foreach": False}
+    assert adamw_kernel_options("cuda") == {"fused": True}
+    with pytest.raises(ValueError, match="Unknown AdamW"):
+        adamw_kernel_options("cpu", "apex")
+    model = tiny_model()
+    optimizer = torch.optim.AdamW(model.parameters(), **adamw_kernel_options("cpu"))
+    model(torch.rand(2, 6, 16, 16)).loss.backward()
+    optimizer.step()  # fused on the CPU where this torch has the kernel, else foreach
+
+
+def test_trainer_compiles_the_model(tmp_path):
+    """Trainer's torch_compile wraps the model; training steps and the saved model are those of the plain one."""
+    import torch
+    from datasets import Dataset
+
+    data = Dataset.from_dict({"pixel_values": torch.rand(4, 6, 16, 16).numpy()}).with_format("torch")
+    model = tiny_model()
+    args = TrainingArguments(
+        tmp_path, max_steps=2, per_device_train_batch_size=2, report_to="none", use_cpu=True, torch_compile=True,
+        torch_compile_backend="aot_eager", save_strategy="no", logging_steps=1,
+    )  # fmt: skip
+    trainer = Trainer(model, args, train_dataset=data)
+    output = trainer.train()
+    assert output.training_loss > 0
+    trainer.save_model(tmp_path / "model")
+    reloaded = SpectralGPTForPreTraining.from_pretrained(tmp_path / "model")
+    assert reloaded.state_dict().keys() == model.state_dict().keys()

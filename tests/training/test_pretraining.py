@@ -39,6 +39,7 @@ TINY_MODEL = {
 }  # fmt: skip
 TINY_OVERRIDES = ",".join(f"{name}={value}" for name, value in TINY_MODEL.items() if name != "image_size")
 NUM_STACKED_TILES, NUM_BAND_FOLDERS = 14, 2
+# Not imported from conftest: run beside tests/data, "conftest" is the last one pytest loaded.
 POSITION_TABLES = ("spectralgpt.embeddings.position_embeddings.spatial", "decoder.position_embeddings.spatial")
 
 # Records the sample keys each process decodes and the values it logs, then runs the command line.
@@ -411,3 +412,74 @@ def test_accelerate_configs_load(name):
 
     config = load_config_from_file(str(REPO_ROOT / "examples" / "accelerate" / f"{name}.yaml"))
     assert config.num_processes >= 8 and config.mixed_precision == "bf16"
+
+
+# --- Prepared shards, batched augmentation on the device, torch.compile ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def whole_number_tiles(tiles, tmp_path_factory) -> Path:
+    """The stacked tiles as uint16 digital numbers, as Sentinel-2 products store them (`tiles` holds the 20 m and
+    60 m bands resampled to 10 m, with fractions that uint16 shards round away)."""
+    root = tmp_path_factory.mktemp("uint16_tiles")
+    for path in sorted(tiles.glob("tile_*.tif")):
+        bands = geo.read_bands(path)
+        geo.write_geotiff(root / path.name, np.rint(bands.data).astype(np.uint16), bands.crs, bands.transform,
+                          band_descriptions=bands.band_names)  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared_tiles(whole_number_tiles, tmp_path_factory) -> Path:
+    from spectralgpt_hf.data.shards import RasterRecords, prepare
+
+    folder = tmp_path_factory.mktemp("prepared")
+    bands = SpectralGPTConfig().band_names
+    prepare(RasterRecords(find_raster_samples([str(whole_number_tiles)]), bands), folder, bands, samples_per_shard=5)
+    return folder
+
+
+def first_step(arguments: PretrainingArguments, monkeypatch) -> tuple[float, dict]:
+    logged = record_logs(monkeypatch)
+    model = pretrain(replace(arguments, max_steps=1))
+    reset_accelerate_state()
+    return logged[0]["loss"], load_file(model / "model.safetensors")
+
+
+def test_prepared_run_takes_the_same_first_step_as_the_raster_run(
+    whole_number_tiles, prepared_tiles, tmp_path, monkeypatch
+):
+    rasters = tiny_arguments(tmp_path / "rasters", rasters=[str(whole_number_tiles)])
+    raster_loss, raster_weights = first_step(rasters, monkeypatch)
+    prepared = tiny_arguments(tmp_path / "prepared", dataset=str(prepared_tiles))
+    prepared_loss, prepared_weights = first_step(prepared, monkeypatch)
+    assert prepared_loss == raster_loss
+    for name, tensor in raster_weights.items():
+        torch.testing.assert_close(prepared_weights[name], tensor, rtol=0, atol=0, msg=name)
+    # The batched variant makes the same crops as matrix products of another shape: equal up to float rounding.
+    on_device_loss, _ = first_step(replace(prepared, output_dir=str(tmp_path / "device"), augment_on_device=True),
+                                   monkeypatch)  # fmt: skip
+    assert on_device_loss == pytest.approx(raster_loss, rel=1e-5)
+
+
+def test_streams_prepared_shards_with_workers(prepared_tiles, fast_datasets, tmp_path, monkeypatch):
+    logged = record_logs(monkeypatch)
+    arguments = tiny_arguments(
+        tmp_path, dataset=str(prepared_tiles), streaming=True, dataloader_num_workers=1, augment_on_device=True,
+    )  # fmt: skip
+    assert pretrain(arguments) is not None
+    assert len(logged) == 2 and all(np.isfinite(values["loss"]) for values in logged)
+
+
+def test_torch_compile_and_adamw_kernels(tiles, tmp_path, monkeypatch):
+    eager_loss, eager_weights = first_step(
+        tiny_arguments(tmp_path / "eager", rasters=[str(tiles)], adamw_implementation="for_loop"), monkeypatch
+    )
+    # aot_eager traces forward and backward as inductor does, without its slow code generation.
+    compiled = tiny_arguments(tmp_path / "compiled", rasters=[str(tiles)], torch_compile=True,
+                              torch_compile_backend="aot_eager", adamw_implementation="fused")  # fmt: skip
+    compiled_loss, compiled_weights = first_step(compiled, monkeypatch)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-5)
+    assert compiled_weights.keys() == eager_weights.keys()  # saved without the compile wrapper's prefix
+    for name, tensor in eager_weights.items():
+        torch.testing.assert_close(compiled_weights[name], tensor, rtol=1e-4, atol=1e-5, msg=name)

@@ -53,8 +53,9 @@ class PretrainingArguments:
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "A `datasets` dataset: a save_to_disk folder (Arrow), Parquet file(s) (a file, a glob or a "
-            "folder of *.parquet) or a dataset id for datasets.load_dataset."
+            "help": "A folder written by `spectralgpt-hf prepare` (the fastest input: no GeoTIFF decoding), or a "
+            "`datasets` dataset: a save_to_disk folder (Arrow), Parquet file(s) (a file, a glob or a folder of "
+            "*.parquet) or a dataset id for datasets.load_dataset."
         },
     )
     image_column: str = field(
@@ -68,6 +69,17 @@ class PretrainingArguments:
     )  # fmt: skip
     shuffle_buffer_size: int = field(default=10_000, metadata={"help": "Shuffle buffer of a streamed dataset."})
     dataloader_num_workers: int = field(default=4, metadata={"help": "Data-loading worker processes per process."})
+    dataloader_prefetch_factor: int = field(default=4, metadata={"help": "Batches each worker loads ahead."})
+    dataloader_persistent_workers: bool = field(
+        default=True, metadata={"help": "Keep the workers between epochs (indexed data; streams restart them)."}
+    )
+    dataloader_pin_memory: bool = field(default=True, metadata={"help": "Pin batches bound for a CUDA device."})
+    augment_on_device: bool = field(
+        default=False,
+        metadata={"help": "Send each batch's raw images (uint16 from prepared shards) to the device once and make the "
+                  "crops, flips and normalisation there, as batched matrix products; the same samples as on the "
+                  "CPU (up to float rounding). Needs images of one size per batch."},
+    )  # fmt: skip
 
     # Model.
     init_from: str | None = field(
@@ -96,6 +108,13 @@ class PretrainingArguments:
     )  # fmt: skip
     mask_ratio: float = field(default=0.9, metadata={"help": "Share of tokens removed."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations to save memory."})
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile."})
+    torch_compile_backend: str = field(default="inductor", metadata={"help": "torch.compile backend."})
+    adamw_implementation: str = field(
+        default="auto",
+        metadata={"help": "AdamW kernels: fused, foreach, for_loop, or auto (fused where the device has it, else "
+                  "foreach).", "choices": ["auto", "fused", "foreach", "for_loop"]},
+    )  # fmt: skip
 
     # Optimisation.
     per_device_batch_size: int = field(default=16, metadata={"help": "Samples per process and forward pass."})
@@ -152,7 +171,7 @@ class PretrainingArguments:
         if self.seed < 0:
             raise ValueError(f"--seed must be a non-negative integer, got {self.seed}.")
         positive = ("per_device_batch_size", "gradient_accumulation_steps", "num_train_epochs", "save_steps",
-                    "save_total_limit", "logging_steps", "shuffle_buffer_size")  # fmt: skip
+                    "save_total_limit", "logging_steps", "shuffle_buffer_size", "dataloader_prefetch_factor")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")

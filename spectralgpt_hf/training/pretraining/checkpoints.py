@@ -19,6 +19,8 @@ from ...utils.atomic import atomic_folder, replace_folder
 
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")
 
+COMPILED_PREFIX = "_orig_mod."
+
 
 @dataclass
 class TrainingProgress:
@@ -75,7 +77,7 @@ def save_checkpoint(
     if accelerator.is_main_process:
         # Beside the weights, the config makes a non-sharded checkpoint a from_pretrained folder (e.g. for
         # --init_from).
-        accelerator.unwrap_model(model).config.save_pretrained(staging)
+        accelerator.unwrap_model(model, keep_torch_compile=False).config.save_pretrained(staging)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         replace_folder(staging, destination)
@@ -114,8 +116,10 @@ def save_final_model(
     """The model (`save_pretrained`) and its image processor, written under a temporary name and then renamed."""
     state_dict = accelerator.get_state_dict(model)  # gathers sharded (FSDP, DeepSpeed ZeRO-3) weights
     if accelerator.is_main_process:
+        # A compiled model's weights are named after its wrapper (_orig_mod.); the saved model is the plain one.
+        state_dict = {name.removeprefix(COMPILED_PREFIX): tensor for name, tensor in state_dict.items()}
         with atomic_folder(destination) as staging:
-            accelerator.unwrap_model(model).save_pretrained(staging, state_dict=state_dict)
+            accelerator.unwrap_model(model, keep_torch_compile=False).save_pretrained(staging, state_dict=state_dict)
             image_processor.save_pretrained(staging)
     accelerator.wait_for_everyone()
     return destination

@@ -5,8 +5,6 @@ that they do not depend on the number of processes or data workers."""
 
 from __future__ import annotations
 
-import glob
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,9 @@ from datasets.distributed import split_dataset_by_node
 from ... import geo
 from ...configuration_spectralgpt import SpectralGPTConfig
 from ...data import RandomResizedCropAndFlip
+from ...data.raster_samples import find_raster_samples
+from ...data.resized_crops import resized_crop, resized_crops
+from ...data.shards import ExampleDecoder, ShardedImages, is_prepared
 from ...image_processing_spectralgpt import SpectralGPTImageProcessor
 from .arguments import PretrainingArguments
 from .checkpoints import ignore_stop_signals
@@ -37,63 +38,69 @@ def pretraining_image_processor(config: SpectralGPTConfig) -> SpectralGPTImagePr
 
 class SamplePreparation:
     """Turns one raw image (bands, H, W) into a training sample: per-image per-band min-max, random resized crop
-    and flip, and the mask noise, all random draws coming from seeds derived from (seed, *key)."""
+    and flip (`RandomResizedCropAndFlip`'s draws), and the mask noise, all random draws coming from seeds derived
+    from (seed, *key).
+
+    The crop is computed as `spectralgpt_hf.data.resized_crops` does it: the same bicubic resize as the image
+    processor's, as two small matrix products over the crop, normalised afterwards. Images may be float (NaN:
+    nodata) or uint16 (0: nodata, as in prepared shards); the same pixel values give the same sample either way.
+    `draw(key)` gives the random draws alone, for the batched variant (`resized_crops` on the device).
+    """
 
     def __init__(self, config: SpectralGPTConfig, seed: int):
         self.normalization = pretraining_image_processor(config)
         self.augmentation = RandomResizedCropAndFlip(config.image_size, scale=(0.2, 1.0))
+        self.image_size = config.image_size
         self.num_tokens = config.num_tokens
         self.seed = seed
 
-    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    @property
+    def epsilon(self) -> float:
+        return self.normalization.min_max_epsilon
+
+    def check(self, image: np.ndarray) -> None:
         if np.ndim(image) != 3 or len(image) != self.normalization.num_bands:
             raise ValueError(
                 f"Training images must be arrays of shape ({self.normalization.num_bands}, height, width), bands in "
                 f"the order {self.normalization.band_names}; got one of shape {np.shape(image)}."
             )
-        pixel_values = self.normalization(image, return_tensors="pt")["pixel_values"][0]
-        # The augmentation draws from torch's global generator (seed=None); it is forked so that only this sample's
-        # seed decides the draws, and the caller's random state is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(derived_seed(self.seed, 0, *key))
-            pixel_values = self.augmentation(pixel_values)
-        generator = torch.Generator().manual_seed(derived_seed(self.seed, 1, *key))
-        return {"pixel_values": pixel_values, "noise": torch.rand(self.num_tokens, generator=generator)}
+
+    def draw(self, height: int, width: int, key: tuple[int, ...]) -> tuple[tuple[int, int, int, int], bool, torch.Tensor]:
+        """The crop box (top, left, height, width), the flip and the mask noise of the sample `key`."""
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, 0, *key))
+        box = self.augmentation._crop_box(height, width, generator=generator)
+        flip = float(torch.rand((), generator=generator)) < self.augmentation.flip_probability
+        noise_generator = torch.Generator().manual_seed(derived_seed(self.seed, 1, *key))
+        return box, flip, torch.rand(self.num_tokens, generator=noise_generator)
+
+    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        self.check(image)
+        image = np.asarray(image)
+        if image.dtype != np.uint16:
+            image = image.astype(np.float32, copy=False)
+        box, flip, noise = self.draw(*image.shape[1:], key)
+        pixel_values = resized_crop(image, box, flip, self.image_size, self.epsilon)
+        return {"pixel_values": pixel_values, "noise": noise}
 
 
-def is_raster(path: Path) -> bool:
-    return path.suffix.lower() in geo.RASTER_SUFFIXES and path.is_file()
+class RawSamplePreparation(SamplePreparation):
+    """The batched variant's per-sample part: the raw image (uint16 or float) with its crop box, flip and noise;
+    `augment_batch` then makes the pixel values of a whole batch where it lies (on the accelerator)."""
 
+    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        self.check(image)
+        image = np.asarray(image)
+        if image.dtype != np.uint16:
+            image = image.astype(np.float32, copy=False)
+        box, flip, noise = self.draw(*image.shape[1:], key)
+        return {"raw_pixels": torch.from_numpy(np.ascontiguousarray(image)), "crop_boxes": torch.tensor(box),
+                "flips": torch.tensor(flip), "noise": noise}  # fmt: skip
 
-def find_raster_samples(locations: list[str]) -> list[str]:
-    """The samples of `--rasters`, in a fixed order: every GeoTIFF in the given files, folders (searched with their
-    subfolders) and glob patterns, where a folder holding band-named files (B02.tif, x_B8A.tif) is one per-band
-    sample, its other files (cloud masks, ...) ignored, and any other GeoTIFF is a stacked sample."""
-    files = []
-    for location in locations:
-        is_pattern = re.search(r"[*?[]", location) is not None
-        matches = sorted(map(Path, glob.glob(location, recursive=True))) if is_pattern else [Path(location)]
-        if not matches:
-            raise FileNotFoundError(f"No file or folder matches the pattern {location!r}.")
-        for path in matches:
-            if path.is_dir():
-                files.extend(child for child in sorted(path.rglob("*")) if is_raster(child))
-            elif is_raster(path):
-                files.append(path)
-            elif not path.exists():
-                raise FileNotFoundError(f"No GeoTIFF or folder at {path}.")
-            elif not is_pattern:
-                raise ValueError(f"{path} is not a GeoTIFF (.tif, .tiff) or a folder of them.")
-    is_band_folder = {}
-    samples = {}
-    for path in files:
-        folder = path.parent
-        if folder not in is_band_folder:
-            is_band_folder[folder] = any(geo.band_name_from_filename(child) for child in folder.iterdir())
-        samples[folder if is_band_folder[folder] else path] = None
-    if not samples:
-        raise ValueError(f"No GeoTIFF in {locations}: expected stacked .tif files or folders of band files (B02.tif).")
-    return [str(path) for path in samples]
+    def augment_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pixel_values = resized_crops(
+            batch["raw_pixels"], batch["crop_boxes"], batch["flips"], self.image_size, self.epsilon
+        )
+        return {"pixel_values": pixel_values, "noise": batch["noise"]}
 
 
 class RasterImages:
@@ -129,7 +136,7 @@ class ColumnImages:
 class PretrainingSamples(torch.utils.data.Dataset):
     """Map-style training samples, indexed by (epoch, index) keys."""
 
-    def __init__(self, images: RasterImages | ColumnImages, prepare: SamplePreparation):
+    def __init__(self, images: RasterImages | ColumnImages | ShardedImages, prepare: SamplePreparation):
         self.images, self.prepare = images, prepare
 
     def __len__(self) -> int:
@@ -172,8 +179,12 @@ class StreamingPretrainingSamples(torch.utils.data.IterableDataset):
     process, data worker, position in that worker's stream): a resumed run replays it exactly, but unlike indexed
     data it depends on the process and worker counts, which decide how the stream is split anyway."""
 
-    def __init__(self, stream: datasets.IterableDataset, column: str, prepare: SamplePreparation, process_index: int):
+    def __init__(
+        self, stream: datasets.IterableDataset, column: str, prepare: SamplePreparation, process_index: int,
+        decode=None,
+    ):  # fmt: skip
         self.stream, self.column, self.prepare, self.process_index = stream, column, prepare, process_index
+        self.decode = decode or (lambda example: example[column])  # prepared shards: ExampleDecoder
         self.epoch = 0
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -181,11 +192,15 @@ class StreamingPretrainingSamples(torch.utils.data.IterableDataset):
         worker_index = 0 if worker is None else worker.id
         self.stream.set_epoch(self.epoch)  # reshuffles shards and buffer with seed + epoch
         for position, example in enumerate(self.stream):
-            yield self.prepare(example[self.column], (self.epoch, self.process_index, worker_index, position))
+            yield self.prepare(self.decode(example), (self.epoch, self.process_index, worker_index, position))
 
 
 def load_image_dataset(args: PretrainingArguments) -> datasets.Dataset | datasets.IterableDataset:
     path = Path(args.dataset)
+    if is_prepared(path):  # streamed; indexed prepared folders are read by ShardedImages
+        shards = ShardedImages(path)
+        return datasets.load_dataset(shards.index["file_format"], data_files=shards.files, split="train",
+                                     streaming=True)  # fmt: skip
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
         dataset = datasets.load_from_disk(str(path))
         if isinstance(dataset, datasets.DatasetDict):
@@ -212,6 +227,11 @@ class TrainingData:
     samples: PretrainingSamples | StreamingPretrainingSamples
     batch_sampler: EpochBatchSampler | None  # None for a stream
     num_samples: int | None  # None for a stream
+    prepare: SamplePreparation
+
+    def on_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch the model takes, from a batch on the device: with `--augment_on_device`, crops made there."""
+        return self.prepare.augment_batch(batch) if isinstance(self.prepare, RawSamplePreparation) else batch
 
     @property
     def is_streaming(self) -> bool:
@@ -232,19 +252,28 @@ def build_training_data(
     args: PretrainingArguments, config: SpectralGPTConfig, accelerator: Accelerator
 ) -> TrainingData:
     """The samples and data loader of `--rasters` or `--dataset`, indexed or (`--streaming`) streamed."""
-    prepare = SamplePreparation(config, args.seed)
+    prepare = (RawSamplePreparation if args.augment_on_device else SamplePreparation)(config, args.seed)
     if args.streaming:
         return streamed_data(args, prepare, accelerator)
-    images = raster_images(args, config) if args.rasters else column_images(args, accelerator)
+    if args.rasters:
+        images = raster_images(args, config)
+    elif is_prepared(args.dataset):
+        images = prepared_images(args, config)
+    else:
+        images = column_images(args, accelerator)
     return indexed_data(images, prepare, args, accelerator.num_processes)
 
 
-def loader_options(args: PretrainingArguments) -> dict:
-    return {
-        "num_workers": args.dataloader_num_workers,
-        "pin_memory": torch.cuda.is_available(),
-        "worker_init_fn": ignore_stop_signals,
-    }
+def loader_options(args: PretrainingArguments, persistent: bool = True) -> dict:
+    """Worker processes, pinned memory where batches go to a CUDA device, prefetching, and (indexed data only:
+    a stream's epoch is set on its dataset, which persistent workers would not see) workers kept across epochs."""
+    workers = args.dataloader_num_workers
+    options = {"num_workers": workers, "pin_memory": args.dataloader_pin_memory and torch.cuda.is_available(),
+               "worker_init_fn": ignore_stop_signals}  # fmt: skip
+    if workers > 0:
+        options.update(prefetch_factor=args.dataloader_prefetch_factor,
+                       persistent_workers=persistent and args.dataloader_persistent_workers)  # fmt: skip
+    return options
 
 
 def raster_images(args: PretrainingArguments, config: SpectralGPTConfig) -> RasterImages:
@@ -254,6 +283,14 @@ def raster_images(args: PretrainingArguments, config: SpectralGPTConfig) -> Rast
     if order is not None and order.lower() not in geo.DATASET_BAND_ORDERS:
         order = [name.strip() for name in order.split(",")]
     return RasterImages(find_raster_samples(args.rasters), config.band_names, order)
+
+
+def prepared_images(args: PretrainingArguments, config: SpectralGPTConfig) -> ShardedImages:
+    images = ShardedImages(args.dataset)
+    if config.band_names is not None and list(images.band_names) != list(config.band_names):
+        raise ValueError(f"{args.dataset} holds the bands {images.band_names}, but the model takes "
+                         f"{list(config.band_names)}; prepare it with the model's band order.")  # fmt: skip
+    return images
 
 
 def column_images(args: PretrainingArguments, accelerator: Accelerator) -> ColumnImages:
@@ -266,7 +303,7 @@ def column_images(args: PretrainingArguments, accelerator: Accelerator) -> Colum
 
 
 def indexed_data(
-    images: RasterImages | ColumnImages, prepare: SamplePreparation, args: PretrainingArguments, num_processes: int
+    images: RasterImages | ColumnImages | ShardedImages, prepare: SamplePreparation, args: PretrainingArguments, num_processes: int
 ) -> TrainingData:
     batch_size = args.per_device_batch_size * num_processes
     batch_sampler = EpochBatchSampler(len(images), batch_size, args.gradient_accumulation_steps, args.seed)
@@ -278,15 +315,20 @@ def indexed_data(
         )
     samples = PretrainingSamples(images, prepare)
     dataloader = torch.utils.data.DataLoader(samples, batch_sampler=batch_sampler, **loader_options(args))
-    return TrainingData(dataloader, samples, batch_sampler, num_samples=len(images))
+    return TrainingData(dataloader, samples, batch_sampler, num_samples=len(images), prepare=prepare)
 
 
 def streamed_data(args: PretrainingArguments, prepare: SamplePreparation, accelerator: Accelerator) -> TrainingData:
     with accelerator.main_process_first():
         dataset = load_image_dataset(args)
-    stream = dataset.select_columns([args.image_column]).with_format("numpy")
+    if is_prepared(args.dataset):
+        decode = ExampleDecoder(ShardedImages(args.dataset).index)
+        stream = dataset.select_columns(["bands", "height", "width"])
+    else:
+        stream, decode = dataset.select_columns([args.image_column]).with_format("numpy"), None
     stream = stream.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
     stream = split_dataset_by_node(stream, accelerator.process_index, accelerator.num_processes)
-    samples = StreamingPretrainingSamples(stream, args.image_column, prepare, accelerator.process_index)
-    dataloader = torch.utils.data.DataLoader(samples, batch_size=args.per_device_batch_size, **loader_options(args))
-    return TrainingData(dataloader, samples, batch_sampler=None, num_samples=None)
+    samples = StreamingPretrainingSamples(stream, args.image_column, prepare, accelerator.process_index, decode)
+    options = loader_options(args, persistent=False)
+    dataloader = torch.utils.data.DataLoader(samples, batch_size=args.per_device_batch_size, **options)
+    return TrainingData(dataloader, samples, batch_sampler=None, num_samples=None, prepare=prepare)

@@ -23,6 +23,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from ...configuration_spectralgpt import SpectralGPTConfig
 from ..optimization import (
+    adamw_kernel_options,
     global_batch_size,
     scaled_learning_rate,
     weight_decay_parameter_groups,
@@ -59,7 +60,7 @@ def pretrain(args: PretrainingArguments) -> Path | None:
     settings = RunSettings.of(args, data, config, accelerator.num_processes)
     optimizer = torch.optim.AdamW(
         weight_decay_parameter_groups(model, args.weight_decay), lr=settings.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
+        betas=(args.adam_beta1, args.adam_beta2), **adamw_kernel_options(accelerator.device, args.adamw_implementation),
     )  # fmt: skip
     scheduler = get_cosine_schedule_with_warmup(optimizer, settings.warmup_steps, settings.total_steps)
     model, optimizer, dataloader, scheduler = prepare(accelerator, args, model, optimizer, data, scheduler)
@@ -134,6 +135,8 @@ def create_accelerator(args: PretrainingArguments) -> Accelerator:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         # Each process takes its slice of the sampler's global batches.
         dataloader_config=DataLoaderConfiguration(split_batches=True),
+        # torch.compile applied by `accelerator.prepare`; unwrap_model takes it off for saving.
+        dynamo_backend=args.torch_compile_backend if args.torch_compile else None,
     )
 
 
@@ -271,7 +274,8 @@ class PretrainingLoop:
         accelerator, model, optimizer = self.accelerator, self.model, self.optimizer
         for batch in group:
             with accelerator.accumulate(model):
-                loss = model(**send_to_device(batch, accelerator.device), mask_ratio=self.args.mask_ratio).loss
+                inputs = self.data.on_device(send_to_device(batch, accelerator.device, non_blocking=True))
+                loss = model(**inputs, mask_ratio=self.args.mask_ratio).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and self.args.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
