@@ -96,10 +96,10 @@ def test_scl_mask_makes_cloud_and_shadow_pixels_invalid(safe, corrected_folder):
 
 def test_cloud_mask_file_and_nodata_override(data_dir, tmp_path):
     folder = products.major_tom_folder(data_dir)
-    mask = np.zeros((1068, 1068), dtype=np.uint8)
-    mask[10:20, 30:50] = 1
     with rasterio.open(folder / "B02.tif") as source:
-        profile = source.profile
+        profile, shape = source.profile, source.shape
+    mask = np.zeros(shape, dtype=np.uint8)
+    mask[10:20, 30:50] = 1
     products.write_raster(tmp_path / "clouds.tif", mask, profile)
     bands = read_bands(folder, ["B02"], mask=tmp_path / "clouds.tif")
     np.testing.assert_array_equal(~bands.valid_mask, mask == 1)
