@@ -3,8 +3,9 @@
 The mixins ship only in the transformers source distribution, not in the wheel: `python
 tests/fetch_transformers_tests.py` (part of the README's setup and of `.ci/run`) unpacks the sdist of the installed
 version into .cache/, or TRANSFORMERS_TESTS_DIR may point at its `tests/` folder; without either this module is
-skipped. The mixins are copied into a scratch package with stubs for the three helpers the sdist
-does not ship (export, generation and config-kwargs test utilities).
+skipped, except under CI=true, where its collection fails (see tests/README.md for the common tests that skip).
+The mixins are copied into a scratch package with stubs for the three helpers the sdist does not ship (export,
+generation and config-kwargs test utilities).
 """
 
 import os
@@ -20,10 +21,10 @@ import transformers
 DEFAULT_TESTS_DIR = Path(__file__).resolve().parents[1] / ".cache" / f"transformers-{transformers.__version__}" / "tests"
 TESTS_DIR = os.environ.get("TRANSFORMERS_TESTS_DIR", str(DEFAULT_TESTS_DIR))
 if not TESTS_DIR or not (Path(TESTS_DIR) / "test_modeling_common.py").is_file():
-    pytest.skip(
-        f"transformers' common tests not found at {TESTS_DIR}: run `python tests/fetch_transformers_tests.py`",
-        allow_module_level=True,
-    )
+    MESSAGE = f"transformers' common tests not found at {TESTS_DIR}: run `python tests/fetch_transformers_tests.py`"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):  # as conftest.missing() does for fixtures
+        pytest.fail(f"{MESSAGE} (CI=true: they must be present)", pytrace=False)
+    pytest.skip(MESSAGE, allow_module_level=True)
 
 import torch  # noqa: E402
 

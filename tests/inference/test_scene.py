@@ -212,3 +212,101 @@ def test_predict_command_line(major_tom, tmp_path):
     assert cli_main([*arguments, "--tile", "256", "--batch-size", "4", "--quiet"]) == 0
     with rasterio.open(output) as result, open_scene(major_tom) as scene:
         assert result.shape == scene.shape
+
+
+def tile_inputs(path, row, col, size):
+    """The normalised model input of the tile at (row, col), read on its own as predict_scene's tiles are."""
+    data = read_bands(path, window=rasterio.windows.Window(col, row, size, size)).data
+    return SpectralGPTImageProcessor.for_pretraining()(data, return_tensors="pt")["pixel_values"]
+
+
+def linear_ramp(tile, overlap):
+    return np.array([min(1.0, (index + 0.5) / overlap, (tile - index - 0.5) / overlap) for index in range(tile)])
+
+
+@pytest.mark.parametrize("problem_type", ["single_label_classification", "multi_label_classification"])
+def test_classification_scores_are_the_model_probabilities_blended(major_tom, tmp_path, problem_type):
+    """Away from overlaps a pixel's scores are the model's probabilities (softmax, or sigmoid for multi-label) on the
+    one tile covering it; where two tiles overlap, their ramp-weighted mean."""
+    torch.manual_seed(0)
+    model = SpectralGPTForImageClassification(tiny_config(num_labels=3, problem_type=problem_type)).eval()
+    with torch.no_grad():  # pooled features of neighbouring tiles are alike: point the head at their difference
+        pooled = [model.base_model(tile_inputs(major_tom, 0, col, 128), interpolate_pos_encoding=True).pooler_output[0]
+                  for col in (0, 96)]  # fmt: skip
+        difference = pooled[0] - pooled[1]
+        model.classifier.weight.zero_()
+        model.classifier.weight[0] = 2 * difference / difference.norm() ** 2
+        model.classifier.weight[2] = -difference / difference.norm() ** 2
+    output = predict_scene(model, major_tom, tmp_path / "scores.tif", tile=128, overlap=32, progress=False)
+    with rasterio.open(output) as result:
+        assert result.dtypes[0] == "float32"
+        scores = result.read()
+    with torch.no_grad():
+        logits = [model(tile_inputs(major_tom, 0, col, 128), interpolate_pos_encoding=True).logits[0] for col in (0, 96)]
+    probabilities = [
+        (value.sigmoid() if problem_type.startswith("multi") else value.softmax(-1)).numpy() for value in logits
+    ]
+    assert np.abs(probabilities[0] - probabilities[1]).max() > 0.1  # the two tiles differ
+    # rows [0, 96) and columns [0, 96) lie in the top-left tile only
+    np.testing.assert_allclose(scores[:, :96, :96], np.broadcast_to(probabilities[0][:, None, None], (3, 96, 96)),
+                               atol=1e-6)  # fmt: skip
+    # columns [96, 128) of rows [0, 96): the top-left tile fading out, the next one fading in
+    ramp = linear_ramp(128, 32)
+    first, second = ramp[96:128], ramp[0:32]
+    blended = (probabilities[0][:, None] * first + probabilities[1][:, None] * second) / (first + second)
+    for row in (10, 50, 90):
+        np.testing.assert_allclose(scores[:, row, 96:128], blended, atol=1e-5)
+    if problem_type.startswith("multi"):
+        assert not np.allclose(scores.sum(0), 1.0, atol=1e-3)  # independent sigmoids, not a distribution
+
+
+def test_change_detection_interior_is_the_argmax_of_the_model_on_both_dates(ssl4eo_dates, tmp_path):
+    torch.manual_seed(0)
+    model = SpectralGPTForChangeDetection(tiny_config(num_labels=3, **HEAD_SIZES)).eval()
+    first, second = ssl4eo_dates
+    output = predict_scene(model, first, tmp_path / "change.tif", input_2=second, tile=64, overlap=16, progress=False)
+    with rasterio.open(output) as result:
+        classes = result.read(1)
+    with torch.no_grad():
+        logits = model(tile_inputs(first, 0, 0, 64), pixel_values_2=tile_inputs(second, 0, 0, 64)).logits
+    expected = logits.argmax(1)[0].numpy()
+    assert len(np.unique(expected[:48, :48])) > 1
+    np.testing.assert_array_equal(classes[:48, :48], expected[:48, :48])
+    # swapping the dates changes the input of the model: the map is the model's on (first, second), in that order
+    with torch.no_grad():
+        swapped = model(tile_inputs(second, 0, 0, 64), pixel_values_2=tile_inputs(first, 0, 0, 64)).logits
+    assert not torch.equal(swapped.argmax(1), logits.argmax(1))
+
+
+def test_failed_predict_keeps_the_existing_output(scene_crops, tmp_path):
+    """A run that fails after some strips were written leaves the previous output untouched and no temporary file."""
+    torch.manual_seed(0)
+    model = SpectralGPTForSemanticSegmentation(tiny_config(num_labels=3, **HEAD_SIZES))
+    output = tmp_path / "classes.tif"
+    scene = scene_crops[0]  # 180 px: 4 x 4 tiles of 64
+    predict_scene(model, scene, output, tile=64, overlap=16, batch_size=2, progress=False)
+    before = output.read_bytes()
+    written = []
+    original_write = rasterio.io.DatasetWriter.write
+
+    def counting_write(self, *args, **kwargs):
+        written.append(1)
+        return original_write(self, *args, **kwargs)
+
+    calls = []
+    original_forward = model.forward
+
+    def failing_forward(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the second row of tiles: the first one has been blended and written
+            raise RuntimeError("out of memory")
+        return original_forward(*args, **kwargs)
+
+    model.forward = failing_forward
+    with pytest.MonkeyPatch.context() as patches:
+        patches.setattr(rasterio.io.DatasetWriter, "write", counting_write)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            predict_scene(model, scene, output, tile=64, overlap=16, batch_size=2, progress=False, prefetch=0)
+    assert written  # rows had been written before the failure
+    assert output.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["classes.tif"]

@@ -10,7 +10,7 @@ import torch
 from spectralgpt_hf import SpectralGPTConfig, SpectralGPTImageProcessor, SpectralGPTModel
 from spectralgpt_hf.geo import open_scene
 from spectralgpt_hf.inference.scene import embed_scene
-from spectralgpt_hf.inference.tiling import TiledScene, prefetched
+from spectralgpt_hf.inference.tiling import OutputLayout, TiledScene, blend_weights, prefetched, run_tiles
 
 
 def all_tiles(tiled, scene):
@@ -82,3 +82,52 @@ def test_prefetched_passes_errors_on_and_stops_its_thread():
 def test_unknown_reader_is_refused(scene_crops):
     with open_scene(scene_crops[0]) as scene, pytest.raises(ValueError, match="reader must be one of"):
         TiledScene(scene, SpectralGPTImageProcessor.for_pretraining(), 64, 16, reader="fast")
+
+
+def ramp(tile, overlap):
+    """The blending ramp written out: a pixel's weight grows by 1 / overlap per pixel from the tile's edge (measured
+    at pixel centres) up to 1."""
+    return np.array([min(1.0, (index + 0.5) / overlap, (tile - index - 0.5) / overlap) for index in range(tile)])
+
+
+@pytest.mark.parametrize("tile, overlap, batch_size", [(64, 16, 5), (64, 0, 3), (96, 40, 16)])
+def test_overlaps_are_the_ramp_weighted_mean_of_the_tiles(scene_crops, tmp_path, tile, overlap, batch_size):
+    """Each tile's 'output' is its own constant, so every blended pixel must be the mean of the constants of the
+    tiles covering it, weighted by their ramps: flat weights, a ramp of the wrong width or a tile added at the wrong
+    place all change it."""
+    model = SpectralGPTModel(SpectralGPTConfig(image_size=64, hidden_size=8, num_hidden_layers=1,
+                                               num_attention_heads=2, intermediate_size=8))  # fmt: skip
+    processor = SpectralGPTImageProcessor(normalization=None, band_names=["B02"])
+
+    def constant_per_tile(model, batch, interpolate):
+        values = torch.tensor([1.0 + row * 7 + col * 0.01 for row, col in zip(batch.rows, batch.cols)])
+        return values[:, None, None, None].expand(-1, 1, tile, tile)
+
+    with open_scene(scene_crops[2], ["B02"]) as scene:
+        tiles = TiledScene(scene, processor, tile, overlap)
+        height, width = scene.shape
+        output = run_tiles(
+            model, tiles, tmp_path / "blend.tif",
+            OutputLayout(1, np.float32, None, None, finish=lambda values, valid: values),
+            scale=1, channels=1, compute=constant_per_tile, batch_size=batch_size, progress=False,
+        )  # fmt: skip
+    weights = np.outer(ramp(tile, overlap), ramp(tile, overlap)) if overlap else np.ones((tile, tile))
+    sums, totals = np.zeros((height, width)), np.zeros((height, width))
+    for row in tiles.rows:
+        for col in tiles.cols:
+            h, w = min(tile, height - row), min(tile, width - col)
+            sums[row : row + h, col : col + w] += weights[:h, :w] * (1.0 + row * 7 + col * 0.01)
+            totals[row : row + h, col : col + w] += weights[:h, :w]
+    with rasterio.open(output) as result:
+        blended = result.read(1)
+    np.testing.assert_allclose(blended, sums / totals, rtol=1e-5)
+    if overlap:
+        # a pixel in the band shared by the first two tiles of the first row: neither tile's own value
+        middle = tiles.cols[1] + overlap // 2
+        assert blended[tile // 2, middle] not in (1.0, 1.0 + tiles.cols[1] * 0.01)
+
+
+def test_blend_weights_are_the_outer_product_of_linear_ramps():
+    np.testing.assert_allclose(blend_weights(10, 4), np.outer(ramp(10, 4), ramp(10, 4)), rtol=1e-6)
+    assert blend_weights(10, 4).dtype == np.float32 and blend_weights(10, 0).dtype == np.float32
+    assert blend_weights(6, 0).shape == (6, 6)

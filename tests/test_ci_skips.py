@@ -1,0 +1,31 @@
+"""Under CI=true, absent data or transformers' test files fail the run instead of skipping whole modules."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from testing_utils import REPO_ROOT
+
+
+def run_pytest(path: str, **environment) -> subprocess.CompletedProcess:
+    env = {**os.environ, **environment, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{REPO_ROOT / 'tests'}"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("ci, fails", [("true", True), ("", False)])
+def test_missing_transformers_tests_fail_under_ci(ci, fails):
+    result = run_pytest("tests/test_transformers_common.py", CI=ci, TRANSFORMERS_TESTS_DIR="/nonexistent")
+    # 5: nothing collected, all skipped
+    assert (result.returncode not in (0, 5)) == fails, result.stdout[-2000:]
+    assert ("CI=true: they must be present" in result.stdout) == fails
+    if not fails:
+        assert "1 skipped" in result.stdout
+
+
+def test_missing_shared_data_fails_under_ci():
+    test = "tests/test_reference_outputs.py"
+    result = run_pytest(test, CI="true", SPECTRALGPT_SHARED="/nonexistent")
+    assert result.returncode != 0 and "CI=true: fixtures must be present" in result.stdout, result.stdout[-2000:]
