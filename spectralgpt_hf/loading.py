@@ -26,9 +26,26 @@ def is_original_checkpoint(source: str | os.PathLike) -> bool:
     return path.is_file() and path.suffix.lower() in ORIGINAL_CHECKPOINT_SUFFIXES
 
 
+def model_not_found(source: str | os.PathLike) -> str:
+    from huggingface_hub import constants
+
+    hub = "the Hub was not asked (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else (
+        "no Hub repository of that name could be reached"
+    )
+    return (
+        f"No model at {source}: there is no such folder, and {hub}. Give a save_pretrained folder, a Hub model id "
+        "(ORG/NAME) or an original .pth file."
+    )
+
+
 def saved_model_class(source: str | os.PathLike) -> type[SpectralGPTPreTrainedModel]:
     """The class a saved model was trained as, from its config.json's `architectures` (default: the encoder)."""
-    architectures = AutoConfig.from_pretrained(source).architectures or ["SpectralGPTModel"]
+    try:
+        architectures = AutoConfig.from_pretrained(source).architectures or ["SpectralGPTModel"]
+    except OSError as error:
+        if Path(source).exists():
+            raise
+        raise FileNotFoundError(model_not_found(source)) from error
     model_class = getattr(modeling_spectralgpt, architectures[0], None)
     if not (isinstance(model_class, type) and issubclass(model_class, SpectralGPTPreTrainedModel)):
         raise ValueError(f"{source} holds a {architectures[0]}, which is not a SpectralGPT model class.")

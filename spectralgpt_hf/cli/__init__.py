@@ -3,9 +3,13 @@
 import argparse
 import dataclasses
 import os
+import re
 import sys
+from pathlib import Path
 
 from ..utils.allocator import keep_freed_memory_for_reuse
+from .errors import DEBUG_VARIABLE, UsageError, report_errors
+from .parsing import ArgumentParser
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -25,7 +29,14 @@ def convert(args: argparse.Namespace) -> None:
 def publish(args: argparse.Namespace) -> None:
     from ..hub import push_to_hub
 
-    commit = push_to_hub(args.model_dir, args.repo_id, base_model=args.base_model, private=args.private)
+    processor = None
+    if args.image_processor:
+        from ..image_processing_spectralgpt import SpectralGPTImageProcessor
+
+        processor = SpectralGPTImageProcessor.from_pretrained(args.image_processor)
+    commit = push_to_hub(
+        args.model_dir, args.repo_id, image_processor=processor, base_model=args.base_model, private=args.private
+    )
     print(f"Uploaded {args.model_dir} to {commit.commit_url}")
 
 
@@ -39,13 +50,74 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def load_model_on_device(source: str, device: str | None):
-    """The saved model (any SpectralGPT class) on `device`, default cuda when available."""
+def checked_device(name: str | None) -> str:
+    """`--device`, default cuda when available; refuses a device this torch build or machine lacks."""
     import torch
 
-    from ..loading import load_model
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name} is not a torch device; use cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        reason = "no CUDA GPU is visible" if torch.backends.cuda.is_built() else "this torch build has no CUDA support"
+        raise UsageError(f"--device {name}: {reason}; use --device cpu (or leave --device out).")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {name}: MPS is not available here; use --device cpu (or leave --device out).")
+    return name
 
-    return load_model(source).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+# a file name's extension (".png"), not a dot inside a folder's name ("run.v2")
+FILE_SUFFIX = re.compile(r"\.[A-Za-z]{2,5}$")
+
+
+def check_output(output: str, scenes: int) -> None:
+    """`--output` is a GeoTIFF path (one scene) or a folder; never silently another format."""
+    suffix = Path(output).suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        if scenes > 1:
+            raise UsageError(
+                f"--output {output} names one GeoTIFF but {scenes} scenes were given; give a folder for the outputs "
+                "(one <scene id>.tif per scene)."
+            )
+    elif FILE_SUFFIX.search(Path(output).name) and not Path(output).is_dir():
+        raise UsageError(
+            f"--output {output}: the outputs are GeoTIFFs; give a .tif path (one scene) or a folder (one .tif per "
+            "scene and index.jsonl)."
+        )
+
+
+def check_model_for_task(model, source: str, task: str, jobs) -> None:
+    """Refuses a model that cannot do `task` with these inputs, naming the flag or command that can."""
+    kind = type(model).__name__
+    two_dates = any(job.input_2 for job in jobs)
+    if task == "predict" and kind in ("SpectralGPTForPreTraining", "SpectralGPTModel"):
+        raise UsageError(
+            f"{source} is a {kind}, a pretraining model with no classes to predict: use `spectralgpt-hf embed` for "
+            "its per-patch embeddings, or give a fine-tuned model to predict with."
+        )
+    if task == "predict" and kind.endswith("ChangeDetection") and not all(job.input_2 for job in jobs):
+        raise UsageError(
+            f"{source} is a change-detection model, which compares two dates: give the second date of each scene "
+            "with --input2 (aligned with --input), or the pairs with --pairs."
+        )
+    if two_dates and not kind.endswith("ChangeDetection"):
+        raise UsageError(
+            f"{source} is a {kind}, which reads one date; --input2 and --pairs are for change-detection models. "
+            "Leave them out."
+        )
+
+
+def file_band_order(value: str | None):
+    """`--file-band-order`: a dataset key (eurosat_ms) or comma-separated band names."""
+    from ..geo import DATASET_BAND_ORDERS
+
+    if value is None or value.lower() in DATASET_BAND_ORDERS:
+        return value
+    return [name.strip() for name in value.split(",")]
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -58,17 +130,26 @@ def embed(args: argparse.Namespace) -> None:
 
 def run_scene_command(args: argparse.Namespace, task: str) -> None:
     """One scene to one GeoTIFF (`--output x.tif`), or many scenes into the folder `--output`, resumable and
-    sharded across the processes of `accelerate launch`; exits non-zero when a scene failed."""
+    sharded across the processes of `accelerate launch`; exits non-zero when a scene failed. Flags are checked
+    against each other and the model before any scene is read."""
     from ..inference import runs
-    from ..loading import load_image_processor
+    from ..inference.scene import scene_tiling
+    from ..loading import load_image_processor, load_model
 
+    check_output(args.output, 1)
+    device = checked_device(args.device)
     jobs = scene_command_jobs(args)
-    model = runs.prepare_model(
-        load_model_on_device(args.model, args.device), dtype=args.dtype, compile=args.compile, task=task
-    )
+    check_output(args.output, len(jobs))
+    model = load_model(args.model)
+    check_model_for_task(model, args.model, task, jobs)
+    try:
+        tile, overlap = scene_tiling(model.config, args.tile, args.overlap, aligned=task == "embed")
+    except ValueError as error:
+        raise UsageError(f"--tile / --overlap: {error}") from None
+    model = runs.prepare_model(model.to(device), dtype=args.dtype, compile=args.compile, task=task)
     options = dict(
-        processor=load_image_processor(args.model), tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-        **product_options(args),
+        processor=load_image_processor(args.model), tile=tile, overlap=overlap, batch_size=args.batch_size,
+        **product_options(args), **scene_open_options(args),
     )  # fmt: skip
     if getattr(args, "geoparquet", None):
         if len(jobs) > 1:
@@ -96,16 +177,26 @@ def run_scene_command(args: argparse.Namespace, task: str) -> None:
         raise SystemExit(code)
 
 
+def scene_open_options(args: argparse.Namespace) -> dict:
+    """`open_scene` options given on the command line (left out when not given, so earlier runs' records match)."""
+    options = {}
+    if args.file_band_order is not None:
+        options["file_band_order"] = file_band_order(args.file_band_order)
+    if args.fill_missing:
+        options["fill_missing"] = True
+    return options
+
+
 def scene_command_jobs(args: argparse.Namespace):
     from ..inference import runs
 
     if args.pairs:
         if args.input or getattr(args, "input2", None):
-            raise ValueError("Give either --pairs or --input (with --input2), not both.")
+            raise UsageError("Give either --pairs or --input (with --input2), not both.")
         pairs = runs.read_pairs(args.pairs)
         return runs.scene_jobs([first for first, _ in pairs], [second for _, second in pairs])
     if not args.input:
-        raise ValueError("Give the scenes with --input (or --pairs for change detection).")
+        raise UsageError("Give the scenes with --input (or --pairs for change detection).")
     inputs = runs.expand_inputs(args.input)
     seconds = runs.expand_inputs(args.input2) if getattr(args, "input2", None) else None
     return runs.scene_jobs(inputs, seconds)
@@ -120,7 +211,7 @@ def pretrain(args: argparse.Namespace) -> None:
         raise SystemExit(exit_code)
 
 
-def add_pretrain_command(commands) -> None:
+def add_pretrain_command(commands, debug: ArgumentParser) -> None:
     from transformers import HfArgumentParser
 
     from ..training.pretraining import PretrainingArguments
@@ -128,7 +219,7 @@ def add_pretrain_command(commands) -> None:
     pretrain_parser = commands.add_parser(
         "pretrain",
         help="Masked-autoencoder pretraining with Accelerate (see spectralgpt_hf.training.pretraining).",
-        parents=[HfArgumentParser(PretrainingArguments, add_help=False)],
+        parents=[debug, HfArgumentParser(PretrainingArguments, add_help=False)],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     pretrain_parser.set_defaults(handler=pretrain)
@@ -152,9 +243,9 @@ def prepare(args: argparse.Namespace) -> None:
           "finished shards of an earlier run.")  # fmt: skip
 
 
-def add_prepare_command(commands) -> None:
+def add_prepare_command(commands, debug: ArgumentParser) -> None:
     parser = commands.add_parser(
-        "prepare", help="Decode GeoTIFFs (or a dataset loader's files) once into Arrow/Parquet shards that pretrain "
+        "prepare", parents=[debug], help="Decode GeoTIFFs (or a dataset loader's files) once into Arrow/Parquet shards that pretrain "
         "--dataset reads; resumable: rerun into the same folder to finish an interrupted run.",
     )  # fmt: skip
     parser.add_argument("output_dir", help="folder for the shards and index.json")
@@ -183,7 +274,16 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
         "index.jsonl; for one scene also a .tif path",
     )  # fmt: skip
     parser.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: the model's size)")
-    parser.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--overlap", type=int, default=None, help="pixels shared by neighbouring tiles (default: a "
+                        "quarter of the tile in whole patches, 32 for 128 px)")  # fmt: skip
+    parser.add_argument(
+        "--file-band-order", help="layer order of stacked GeoTIFFs without band descriptions: a dataset key ("
+        "eurosat_ms, ...) or comma-separated band names in file order",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fill-missing", action="store_true", help="read bands the scene lacks as no data (0 after normalisation) "
+        "instead of stopping",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
@@ -224,7 +324,7 @@ def product_options(args: argparse.Namespace) -> dict:
 
 
 def demo(args: argparse.Namespace) -> None:
-    from ..demo import run_demo
+    from ..demo import QuickFit, run_demo
 
     run_demo(
         args.output,
@@ -232,17 +332,30 @@ def demo(args: argparse.Namespace) -> None:
         checkpoint=args.checkpoint,
         model=args.model,
         segmentation_model=args.segmentation_model,
-        steps=args.steps,
+        fit=QuickFit(steps=args.steps),
         num_clusters=args.clusters,
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spectralgpt-hf", description="SpectralGPT for Hugging Face Transformers.")
+QUICK_FIT_STEPS = 300  # the demo's QuickFit.steps, without importing the demo for --help
+
+
+def build_parser() -> ArgumentParser:
+    from .. import __version__
+
+    parser = ArgumentParser(
+        prog="spectralgpt-hf", description="SpectralGPT for Hugging Face Transformers. Every flag takes either "
+        "spelling, --batch-size or --batch_size.",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_VARIABLE}=1)")
+    # also after the command (`spectralgpt-hf predict ... --debug`); SUPPRESS keeps a --debug given before it
+    debug = ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert_parser = commands.add_parser(
-        "convert", help="Convert an original SpectralGPT .pth checkpoint to a save_pretrained folder."
+        "convert", parents=[debug], help="Convert an original SpectralGPT .pth checkpoint to a save_pretrained folder."
     )
     convert_parser.add_argument("checkpoint", help="original file, e.g. SpectralGPT+.pth")
     convert_parser.add_argument("output_dir", help="folder to write (safetensors + config.json)")
@@ -259,18 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
     convert_parser.set_defaults(handler=convert)
 
     publish_parser = commands.add_parser(
-        "publish", help="Upload a trained model folder to the Hub with a model card, its image processor and the "
+        "publish", parents=[debug], help="Upload a trained model folder to the Hub with a model card, its image processor and the "
         "code files that let transformers load it with trust_remote_code=True.",
     )  # fmt: skip
     publish_parser.add_argument(
         "model_dir", help="a save_pretrained / Trainer output folder, with the model's preprocessor_config.json"
     )
     publish_parser.add_argument("repo_id", help="ORG/NAME of the Hub repository (created when missing)")
+    publish_parser.add_argument(
+        "--image-processor", metavar="FOLDER_OR_HUB_ID", help="where to take the image processor from (a folder or "
+        "Hub repository with a preprocessor_config.json) when MODEL_DIR has none",
+    )  # fmt: skip
     add_hub_arguments(publish_parser)
     publish_parser.set_defaults(handler=publish)
 
     predict_parser = commands.add_parser(
-        "predict", help="Run a classification, segmentation or change-detection model over a whole scene."
+        "predict", parents=[debug], help="Run a classification, segmentation or change-detection model over a whole scene."
     )
     add_scene_arguments(predict_parser)
     predict_parser.add_argument(
@@ -280,37 +397,34 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--pairs", help="change detection: a CSV (columns first, second) or JSON of pairs")
     predict_parser.set_defaults(handler=predict)
 
-    embed_parser = commands.add_parser("embed", help="Write per-patch encoder embeddings of a whole scene.")
+    embed_parser = commands.add_parser("embed", parents=[debug], help="Write per-patch encoder embeddings of a whole scene.")
     add_scene_arguments(embed_parser)
     embed_parser.add_argument("--geoparquet", help="also write the embeddings as GeoParquet (one row per patch)")
     embed_parser.set_defaults(handler=embed, pairs=None)
 
     demo_parser = commands.add_parser(
-        "demo", help="An end-to-end run on a real scene: masked reconstruction and whole-scene inference with previews, offline."
+        "demo", parents=[debug], help="An end-to-end run on a real scene: masked reconstruction and whole-scene inference with previews, offline."
     )
     demo_parser.add_argument("--output", default="outputs/demo", help="folder for the GeoTIFFs and PNG previews")
     demo_parser.add_argument("--input", help="a GeoTIFF scene or per-band folder (default: the real SSL4EO-S12 scene embedded in the package)")
     demo_parser.add_argument("--checkpoint", help="an original pretraining .pth file to convert and use")
     demo_parser.add_argument("--model", help="a SpectralGPT pretraining model folder or Hub id to use")
     demo_parser.add_argument("--segmentation-model", help="also write a class map with this segmentation model")
-    demo_parser.add_argument("--steps", type=int, default=150, help="steps of the quick fit when no model is given")
+    demo_parser.add_argument("--steps", type=int, default=QUICK_FIT_STEPS,
+                             help="steps of the quick fit when no model is given")  # fmt: skip
     demo_parser.add_argument("--clusters", type=int, default=6, help="clusters of the embedding map")
     demo_parser.set_defaults(handler=demo)
 
-    add_pretrain_command(commands)
-    add_prepare_command(commands)
+    add_pretrain_command(commands, debug)
+    add_prepare_command(commands, debug)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit code (argparse exits 2 itself for unknown or malformed flags)."""
     args = build_parser().parse_args(argv)
     keep_freed_memory_for_reuse()
-    try:
-        args.handler(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"spectralgpt-hf {args.command}: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return report_errors(args.command, args, lambda: args.handler(args))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ sit beside them. Run `spectralgpt-hf demo --output outputs/demo [--input SCENE]`
 real SSL4EO-S12 scene embedded in the package (`spectralgpt_hf.samples`, 264 x 264 px at 10 m).
 """
 
+import json
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,30 +83,64 @@ def colour_classes(classes: np.ndarray, nodata: int = 255) -> np.ndarray:
     return rgb
 
 
-def fit_on_scene(scene_path: str, workdir: Path, steps: int, seed: int) -> Path:
-    """Pretrains a small SpectralGPT (192 wide, 4 blocks, 64 px) on random crops of the scene; returns its folder."""
-    from ..training.pretraining import PretrainingArguments, pretrain
+@dataclass(frozen=True)
+class QuickFit:
+    """The quick fit of a demo without weights: a small SpectralGPT pretrained on random crops of the scene.
 
-    crops = workdir / "crops"
-    crops.mkdir()
+    Sized to learn the scene's spectra and coarse layout in a few minutes on 2 CPU cores: a narrow encoder, a
+    light decoder, a high learning rate, and crops drawn only from the rows `rows` of the scene (the rest can be
+    held out to check the model on pixels it never saw).
+    """
+
+    steps: int = 300
+    image_size: int = 64
+    crop_size: int = 96
+    num_crops: int = 96
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    mask_ratio: float = 0.9
+    config_overrides: str = (
+        "hidden_size=128,num_hidden_layers=4,num_attention_heads=4,intermediate_size=512,decoder_hidden_size=128,"
+        "decoder_num_hidden_layers=2,decoder_num_attention_heads=4,decoder_intermediate_size=256"
+    )
+    rows: tuple[int, int] | None = None
+
+
+def write_crops(scene_path: str, folder: Path, fit: QuickFit, seed: int) -> None:
+    folder.mkdir()
     generator = np.random.default_rng(seed)
     with open_scene(scene_path) as scene:
-        for index in range(96):
-            row, col = (int(generator.integers(0, size - 96)) for size in scene.shape)
-            bands = scene.read(Window(col, row, 96, 96))
-            write_geotiff(crops / f"crop_{index:03d}.tif", bands.data, bands.crs, bands.transform,
+        top, bottom = fit.rows or (0, scene.height)
+        if bottom - top < fit.crop_size or scene.width < fit.crop_size:
+            raise ValueError(
+                f"The scene ({scene.height} x {scene.width} px, rows {top}-{bottom} used) is smaller than the "
+                f"quick fit's {fit.crop_size} px crops; give a larger scene with --input, or a model with --model."
+            )
+        for index in range(fit.num_crops):
+            row = int(generator.integers(top, bottom - fit.crop_size + 1))
+            col = int(generator.integers(0, scene.width - fit.crop_size + 1))
+            bands = scene.read(Window(col, row, fit.crop_size, fit.crop_size))
+            write_geotiff(folder / f"crop_{index:03d}.tif", bands.data, bands.crs, bands.transform,
                           band_descriptions=list(bands.band_names))  # fmt: skip
+
+
+def fit_on_scene(scene_path: str, workdir: Path, fit: QuickFit = QuickFit(), seed: int = 0) -> Path:
+    """Pretrains the small SpectralGPT of `fit` on random crops of the scene; returns its folder."""
+    from ..training.pretraining import PretrainingArguments, pretrain
+
+    write_crops(scene_path, workdir / "crops", fit, seed)
     arguments = PretrainingArguments(
         output_dir=str(workdir / "pretraining"),
-        rasters=[str(crops)],
-        image_size=64,
-        config_overrides="hidden_size=192,num_hidden_layers=4,num_attention_heads=3,intermediate_size=768,"
-        "decoder_hidden_size=128,decoder_num_hidden_layers=2,decoder_num_attention_heads=4,decoder_intermediate_size=512",
-        per_device_batch_size=16,
-        max_steps=steps,
-        warmup_steps=max(1, steps // 10),
-        learning_rate=1.5e-3,
-        save_steps=steps,
+        rasters=[str(workdir / "crops")],
+        image_size=fit.image_size,
+        config_overrides=fit.config_overrides,
+        mask_ratio=fit.mask_ratio,
+        per_device_batch_size=fit.batch_size,
+        max_steps=fit.steps,
+        warmup_steps=max(1, fit.steps // 10),
+        learning_rate=fit.learning_rate,
+        save_steps=fit.steps,
+        logging_steps=max(1, fit.steps // 5),
         report_to="none",
         dataloader_num_workers=0,
         seed=seed,
@@ -112,13 +148,73 @@ def fit_on_scene(scene_path: str, workdir: Path, steps: int, seed: int) -> Path:
     return Path(pretrain(arguments))
 
 
-def demo_model(checkpoint: str | None, model: str | None, scene: str, workdir: Path, steps: int,
+def masked_token_errors(model: SpectralGPTForPreTraining, pixel_values: torch.Tensor,
+                        noise: torch.Tensor) -> dict[str, float]:  # fmt: skip
+    """
+    Mean squared error over the removed tokens (normalised units) of the model's prediction and of the baseline
+    that predicts, for each band, its mean over the visible tokens of the same image (over all visible pixels when
+    none of its tokens is visible).
+    """
+    model.eval()
+    with torch.no_grad():
+        outputs = model(pixel_values, noise=noise)
+    target = model.patchify(pixel_values)
+    removed = outputs.mask.bool()
+    batch, groups = pixel_values.shape[0], model.config.num_bands // model.config.spectral_patch_size
+    # (batch, groups, positions, bands of a group, pixels of a patch)
+    tokens = target.reshape(batch, groups, -1, model.config.spectral_patch_size, model.config.patch_size**2)
+    visible = (~removed).reshape(batch, groups, -1, 1, 1).float()
+    count = visible.sum(dim=(2, 4), keepdim=True) * tokens.shape[-1]
+    band_mean = (tokens * visible).sum(dim=(2, 4), keepdim=True) / count.clamp(min=1)
+    overall = (tokens * visible).sum(dim=(1, 2, 3, 4), keepdim=True) / (count.sum(1, keepdim=True).sum(3, keepdim=True))
+    band_mean = torch.where(count > 0, band_mean, overall)
+    baseline = band_mean.expand_as(tokens).reshape_as(target)
+    token_error = lambda prediction: ((prediction - target) ** 2).mean(dim=-1)[removed].mean().item()
+    return {"model_mse": token_error(outputs.logits), "baseline_mse": token_error(baseline)}
+
+
+def evaluate_on_scene(model: SpectralGPTForPreTraining, scene_path: str, seed: int,
+                      rows: tuple[int, int] | None = None) -> dict[str, float]:  # fmt: skip
+    """`masked_token_errors` over the non-overlapping model-sized crops of the scene (of its rows `rows`), each
+    with its own fixed mask, normalised per crop as in pretraining."""
+    size = model.config.image_size
+    processor = SpectralGPTImageProcessor.for_pretraining(band_names=list(model.config.band_names))
+    with open_scene(scene_path, model.config.band_names) as scene:
+        top, bottom = rows or (0, scene.height)
+        windows = [Window(col, row, size, size) for row in range(top, bottom - size + 1, size)
+                   for col in range(0, scene.width - size + 1, size)]  # fmt: skip
+        if not windows:
+            raise ValueError(f"The scene has no {size} px crop in rows {top}-{bottom} to evaluate the model on.")
+        crops = [scene.read(window).data for window in windows]
+    pixel_values = processor(crops, return_tensors="pt")["pixel_values"]
+    noise = torch.rand(len(crops), model.config.num_tokens, generator=torch.Generator().manual_seed(seed))
+    return {**masked_token_errors(model, pixel_values, noise), "crops": len(crops)}
+
+
+def demo_model(checkpoint: str | None, model: str | None, scene: str, workdir: Path, fit: QuickFit,
                seed: int) -> SpectralGPTForPreTraining:  # fmt: skip
     """The pretraining model to show: an original file, a saved model, or else a quick fit on the scene."""
     if checkpoint is not None or model is not None:
         return load_model(checkpoint or model, SpectralGPTForPreTraining, strict=True)
-    print(f"No --checkpoint or --model: pretraining a small SpectralGPT on the scene for {steps} steps.")
-    return SpectralGPTForPreTraining.from_pretrained(fit_on_scene(scene, workdir, steps, seed))
+    print(f"No --checkpoint or --model: pretraining a small SpectralGPT on the scene for {fit.steps} steps.")
+    return SpectralGPTForPreTraining.from_pretrained(fit_on_scene(scene, workdir, fit, seed))
+
+
+def report_errors(model: SpectralGPTForPreTraining, scene: str, output: Path, seed: int) -> Path:
+    """Writes metrics.json: the masked-token error of the model and of the visible band-mean baseline over the
+    scene's crops; prints both."""
+    errors = evaluate_on_scene(model, scene, seed)
+    errors["mask_ratio"] = model.config.mask_ratio
+    errors["beats_baseline"] = errors["model_mse"] < errors["baseline_mse"]
+    print(
+        f"Masked-token error over {errors['crops']} crops of the scene ({model.config.mask_ratio:.0%} of the tokens "
+        f"removed, normalised units): model {errors['model_mse']:.4f}, baseline (each band's mean over the visible "
+        f"tokens) {errors['baseline_mse']:.4f}."
+    )
+    path = output / "metrics.json"
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(errors, indent=1) + "\n")
+    return path
 
 
 def reconstruct(model: SpectralGPTForPreTraining, scene_path: str, output: Path, seed: int) -> dict[str, Path]:
@@ -214,19 +310,20 @@ def run_demo(
     checkpoint: str | None = None,
     model: str | None = None,
     segmentation_model: str | None = None,
-    steps: int = 150,
+    fit: QuickFit = QuickFit(),
     num_clusters: int = 6,
     seed: int = 0,
 ) -> dict[str, Path]:
-    """Runs the main job; returns the written files by role."""
+    """Runs the main job; returns the written files by role. `fit` sizes the quick fit, when no model is given."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     scene = input or default_scene()
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as workdir:
-        pretraining_model = demo_model(checkpoint, model, scene, Path(workdir), steps, seed)
+        pretraining_model = demo_model(checkpoint, model, scene, Path(workdir), fit, seed)
         pretraining_model.save_pretrained(output / "model")
     paths = reconstruct(pretraining_model, scene, output, seed)
+    paths["metrics_json"] = report_errors(pretraining_model, scene, output, seed)
     paths.update(scene_inference(pretraining_model, scene, output, segmentation_model, num_clusters, seed))
     for role, path in paths.items():
         print(f"{role:>24}: {path}")

@@ -73,6 +73,27 @@ def scene_band_names(config, processor: SpectralGPTImageProcessor) -> list[str]:
     return list(band_names)
 
 
+def scene_tiling(config, tile: int | None = None, overlap: int | None = None, *,
+                 aligned: bool = False) -> tuple[int, int]:  # fmt: skip
+    """
+    The tile and overlap to run a model of `config` with, checked before anything is read: the tile (default the
+    model's image size) a multiple of the patch size, the overlap (default a quarter of the tile, in whole
+    patches) in [0, tile), and a multiple of the patch size too when `aligned` (embeddings).
+    """
+    patch = config.patch_size
+    tile = config.image_size if tile is None else tile
+    if tile < patch or tile % patch:
+        raise ValueError(
+            f"tile ({tile}) must be a multiple of the model's patch size ({patch} px), e.g. {config.image_size}."
+        )
+    overlap = tile // 4 // patch * patch if overlap is None else overlap
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap ({overlap}) must be in [0, tile) = [0, {tile}).")
+    if aligned and overlap % patch:
+        raise ValueError(f"overlap ({overlap}) must be a multiple of the model's patch size ({patch} px) here.")
+    return tile, overlap
+
+
 def class_map(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid, scores.argmax(0), CLASS_MAP_NODATA).astype(np.uint8)[np.newaxis]
 
@@ -114,7 +135,7 @@ def predict_scene(
     input_2: str | os.PathLike | None = None,
     processor: SpectralGPTImageProcessor | None = None,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     batch_size: int = 8,
     progress: bool = True,
     nodata: float | None = None,
@@ -139,7 +160,8 @@ def predict_scene(
         model: a SpectralGPT head (eval mode is set here).
         input: a stacked GeoTIFF or a folder of per-band files (see `spectralgpt_hf.geo.open_scene`).
         tile: tile side in pixels; default the model's image size. Other sizes use interpolated position tables.
-        overlap: pixels shared by neighbouring tiles, blended with linear ramps.
+        overlap: pixels shared by neighbouring tiles, blended with linear ramps; default a quarter of the tile in
+            whole patches (32 for 128 px). See `scene_tiling`.
         processor: the normalisation; default per-tile min-max, which the original segmentation and change
             detection models were trained with.
         nodata, mask, radiometric_correction: how the input is read (see `spectralgpt_hf.geo.open_scene`): masked
@@ -153,7 +175,7 @@ def predict_scene(
         open_options: further `spectralgpt_hf.geo.open_scene` options for both dates (e.g. `file_band_order`).
     """
     model.eval()
-    tile = tile or model.config.image_size
+    tile, overlap = scene_tiling(model.config, tile, overlap)
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
     band_names = scene_band_names(model.config, processor)
@@ -191,7 +213,7 @@ def embed_scene(
     *,
     processor: SpectralGPTImageProcessor | None = None,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     batch_size: int = 8,
     progress: bool = True,
     nodata: float | None = None,
@@ -217,9 +239,7 @@ def embed_scene(
     """
     model.eval()
     patch = model.config.patch_size
-    tile = tile or model.config.image_size
-    if tile % patch or overlap % patch:
-        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of the patch size ({patch}).")
+    tile, overlap = scene_tiling(model.config, tile, overlap, aligned=True)
     processor = processor or SpectralGPTImageProcessor.for_pretraining()
     band_names = scene_band_names(model.config, processor)
     processor = fixed_statistics(processor, band_names) if normalization == "fixed" else processor
