@@ -252,7 +252,7 @@ def load_splits(
         return dataset if count is None else dataset.select(range(min(count, len(dataset))))
 
     def load_split(split: str, options: dict) -> Dataset:
-        if shards.is_prepared(Path(data_args.data_dir) / split) and load in PREPARED_PRESETS:
+        if data_args.data_dir and shards.is_prepared(Path(data_args.data_dir) / split) and load in PREPARED_PRESETS:
             return shards.load_prepared(data_args.data_dir, split, preset=PREPARED_PRESETS[load], **options)
         return load(data_args.data_dir, split, **options)
 
