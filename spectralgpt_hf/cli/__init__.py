@@ -332,12 +332,9 @@ def demo(args: argparse.Namespace) -> None:
         checkpoint=args.checkpoint,
         model=args.model,
         segmentation_model=args.segmentation_model,
-        fit=QuickFit(steps=args.steps),
+        fit=QuickFit() if args.steps is None else QuickFit(steps=args.steps),
         num_clusters=args.clusters,
     )
-
-
-QUICK_FIT_STEPS = 300  # the demo's QuickFit.steps, without importing the demo for --help
 
 
 def build_parser() -> ArgumentParser:
@@ -410,8 +407,9 @@ def build_parser() -> ArgumentParser:
     demo_parser.add_argument("--checkpoint", help="an original pretraining .pth file to convert and use")
     demo_parser.add_argument("--model", help="a SpectralGPT pretraining model folder or Hub id to use")
     demo_parser.add_argument("--segmentation-model", help="also write a class map with this segmentation model")
-    demo_parser.add_argument("--steps", type=int, default=QUICK_FIT_STEPS,
-                             help="steps of the quick fit when no model is given")  # fmt: skip
+    demo_parser.add_argument(
+        "--steps", type=int, help="steps of the quick fit when no model is given (default: the demo's QuickFit)"
+    )
     demo_parser.add_argument("--clusters", type=int, default=6, help="clusters of the embedding map")
     demo_parser.set_defaults(handler=demo)
 

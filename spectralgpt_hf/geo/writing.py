@@ -134,19 +134,13 @@ def _hsv_to_rgb(hue: float, saturation: float, value: float) -> tuple[int, int, 
 def open_output(
     path: str | os.PathLike,
     *,
-    height: int,
-    width: int,
-    count: int,
     dtype,
-    crs,
-    transform: rasterio.Affine,
-    band_descriptions: Sequence[str] | None = None,
-    nodata: float | None = None,
     output_format: str = "cog",
     output_dtype: str | None = None,
     compress: str = "zstd",
     class_names: Sequence[str] | None = None,
     tags: dict[str, str] | None = None,
+    **grid,
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """An open writer for a model output; the file appears at `path` complete, or not at all.
 
@@ -154,7 +148,8 @@ def open_output(
     overviews, predictor, `compress`) by writing a tiled GeoTIFF beside it first and converting it at the end;
     "gtiff" writes the tiled GeoTIFF only. BigTIFF is used when `bigtiff_needed`. `output_dtype="float16"` stores
     float32 values as 16-bit floats (half the size; read back as float32). `class_names` (for uint8 class maps)
-    adds a colour table and the names, as JSON, in the `class_names` tag.
+    adds a colour table and the names, as JSON, in the `class_names` tag. `grid`: the file's size, bands and
+    georeferencing as `open_geotiff_for_writing` takes them (height, width, count, crs, transform, nodata, ...).
     """
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}.")
@@ -163,7 +158,9 @@ def open_output(
     half = output_dtype == "float16"
     if half and np.dtype(dtype) != np.float32:
         raise ValueError(f"float16 output is for float outputs (embeddings, scores), not {np.dtype(dtype)}.")
-    bigtiff = bigtiff_needed(height, width, count, np.float16 if half else dtype, overviews=output_format == "cog")
+    bigtiff = bigtiff_needed(
+        grid["height"], grid["width"], grid["count"], np.float16 if half else dtype, overviews=output_format == "cog"
+    )
     options = {"tiled": True, "blockxsize": 512, "blockysize": 512, "bigtiff": "YES" if bigtiff else "NO"}
     if half:
         options["nbits"] = 16
@@ -176,11 +173,10 @@ def open_output(
             staging = stack.enter_context(_temporary_beside(Path(path), ".staging.tif"))
             options.update(compress="zstd", zstd_level=1)  # fast: only read once, by the conversion
         with open_geotiff_for_writing(
-            staging, height=height, width=width, count=count, dtype=dtype, crs=crs, transform=transform,
-            band_descriptions=band_descriptions, nodata=nodata, **options,
-        ) as destination:  # fmt: skip
+            staging, dtype=dtype, **grid, **options
+        ) as destination:
             if class_names is not None:
-                destination.write_colormap(1, class_colormap(len(class_names), nodata))
+                destination.write_colormap(1, class_colormap(len(class_names), grid.get("nodata")))
                 destination.update_tags(class_names=json.dumps(list(class_names)))
             if tags:
                 destination.update_tags(**tags)

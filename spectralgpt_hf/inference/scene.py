@@ -120,11 +120,15 @@ def fixed_statistics(processor: SpectralGPTImageProcessor, band_names: list[str]
     return fixed
 
 
-def source_options(nodata, mask, radiometric_correction, normalization) -> dict:
-    """`open_scene` options of a scene run (see `geo.open_scene`)."""
+def scene_normalisation(model, processor, normalization) -> tuple[SpectralGPTImageProcessor, list[str]]:
+    """The normalisation of a scene run and the bands it reads: the processor (default per-tile min-max), with
+    `normalization="fixed"` on fixed mean/std statistics (see `fixed_statistics`)."""
     if normalization not in ("processor", "fixed"):
         raise ValueError(f"normalization must be 'processor' or 'fixed', got {normalization!r}.")
-    return {"nodata": nodata, "mask": mask, "radiometric_correction": radiometric_correction}
+    processor = processor or SpectralGPTImageProcessor.for_pretraining()
+    band_names = scene_band_names(model.config, processor)
+    processor = fixed_statistics(processor, band_names) if normalization == "fixed" else processor
+    return processor, band_names
 
 
 def predict_scene(
@@ -176,11 +180,9 @@ def predict_scene(
     """
     model.eval()
     tile, overlap = scene_tiling(model.config, tile, overlap)
-    processor = processor or SpectralGPTImageProcessor.for_pretraining()
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
-    band_names = scene_band_names(model.config, processor)
-    processor = fixed_statistics(processor, band_names) if normalization == "fixed" else processor
-    options = {**source_options(nodata, mask, radiometric_correction, normalization), **open_options}
+    processor, band_names = scene_normalisation(model, processor, normalization)
+    options = dict(nodata=nodata, mask=mask, radiometric_correction=radiometric_correction, **open_options)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene, (
         open_scene(input_2, band_names, **options) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
@@ -240,10 +242,8 @@ def embed_scene(
     model.eval()
     patch = model.config.patch_size
     tile, overlap = scene_tiling(model.config, tile, overlap, aligned=True)
-    processor = processor or SpectralGPTImageProcessor.for_pretraining()
-    band_names = scene_band_names(model.config, processor)
-    processor = fixed_statistics(processor, band_names) if normalization == "fixed" else processor
-    options = {**source_options(nodata, mask, radiometric_correction, normalization), **open_options}
+    processor, band_names = scene_normalisation(model, processor, normalization)
+    options = dict(nodata=nodata, mask=mask, radiometric_correction=radiometric_correction, **open_options)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene:
         tiles = TiledScene(scene, processor, tile, overlap, align=patch, reader=reader)
         written = {"output_format": output_format, "output_dtype": output_dtype, "tags": {"scene_id": scene.scene_id}}

@@ -36,25 +36,16 @@ from spectralgpt_hf.hub.cards import trained_model_card
 
 from hub_loading import BACKBONE_INDICES, load_every_class
 from layouts import tiny_pretrain_manifest
+from testing_utils import tiny_config
 
 REPO_ROOT = Path(spectralgpt_hf.__file__).resolve().parents[1]
-# 12 bands (4 spectral groups) of 32 px: 64 tokens.
-TINY = dict(
-    image_size=32,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    decoder_hidden_size=16,
-    decoder_num_hidden_layers=1,
-    decoder_num_attention_heads=2,
-    decoder_intermediate_size=20,
-    neck_intermediate_sizes=[8, 8, 16, 16],
-    neck_hidden_sizes=[4, 8, 16, 16],
-    neck_norm_groups=4,
-    decode_head_hidden_size=8,
-    decode_head_norm_groups=4,
-)
+
+
+def tiny_12_band_config(**overrides) -> SpectralGPTConfig:
+    """The tests' tiny config with the 12 Sentinel-2 bands: 4 spectral groups of 32 px, 64 tokens."""
+    return tiny_config(num_bands=12, **overrides)
+
+
 HEADS = {
     "encoder": (SpectralGPTModel, {}),
     "pretraining": (SpectralGPTForPreTraining, {}),
@@ -107,7 +98,7 @@ def prepared(tmp_path_factory):
     folders, repo_ids, expected = {}, {}, {}
     for seed, (name, (model_class, overrides)) in enumerate(HEADS.items()):
         torch.manual_seed(seed)
-        model = model_class(SpectralGPTConfig(**TINY, **overrides)).eval()
+        model = model_class(tiny_12_band_config(**overrides)).eval()
         folders[name] = save_for_hub(model, root / name, processor, trained_model_card(model, f"org/{name}"))
         repo_ids[name] = f"spectralgpt-test/tiny-{name.replace('_', '-')}"
         add_to_hub_cache(root / "hub-cache", repo_ids[name], folders[name])
@@ -193,7 +184,7 @@ def test_folder_holds_weights_code_card_and_a_full_auto_map(prepared):
         assert (folder / name).read_text() == (REPO_ROOT / "spectralgpt_hf" / name).read_text()
     assert "change-detection" in ModelCard.load(folder / "README.md").data.tags
     with pytest.raises(FileExistsError, match="not empty"):
-        save_for_hub(SpectralGPTModel(SpectralGPTConfig(**TINY)), folder, SpectralGPTImageProcessor(), ModelCard(""))
+        save_for_hub(SpectralGPTModel(tiny_12_band_config()), folder, SpectralGPTImageProcessor(), ModelCard(""))
 
 
 @pytest.mark.parametrize("source", ["folder", "hub"])
@@ -260,7 +251,7 @@ def fake_hub():
 
 def test_push_to_hub_uploads_the_prepared_folder_and_nothing_else(fake_hub, tmp_path):
     torch.manual_seed(0)
-    model = SpectralGPTForSemanticSegmentation(SpectralGPTConfig(**TINY, num_labels=5))
+    model = SpectralGPTForSemanticSegmentation(tiny_12_band_config(num_labels=5))
     commit = push_to_hub(
         model, "org/tiny-seg", image_processor=SpectralGPTImageProcessor.for_segmunich(), private=True, token="t"
     )
@@ -281,7 +272,7 @@ def test_push_to_hub_uploads_the_prepared_folder_and_nothing_else(fake_hub, tmp_
 def test_publish_uploads_a_training_output_folder(fake_hub, tmp_path):
     """A Trainer output: the model, its image processor and metrics, plus training files that stay behind."""
     torch.manual_seed(0)
-    config = SpectralGPTConfig(**TINY, num_labels=2, id2label={0: "water", 1: "land"})
+    config = tiny_12_band_config(num_labels=2, id2label={0: "water", 1: "land"})
     SpectralGPTForImageClassification(config).save_pretrained(tmp_path / "run")
     SpectralGPTImageProcessor.for_eurosat().save_pretrained(tmp_path / "run")
     (tmp_path / "run" / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.75, "eval_runtime": 3.2}))
@@ -305,7 +296,7 @@ def test_publish_uploads_a_training_output_folder(fake_hub, tmp_path):
 
 
 def test_publish_refuses_a_folder_without_image_processor(fake_hub, tmp_path, capsys):
-    SpectralGPTModel(SpectralGPTConfig(**TINY)).save_pretrained(tmp_path / "run")
+    SpectralGPTModel(tiny_12_band_config()).save_pretrained(tmp_path / "run")
     assert cli_main(["publish", str(tmp_path / "run"), "org/x"]) == 1
     assert "No image processor to upload" in capsys.readouterr().err
     assert fake_hub.uploads == []

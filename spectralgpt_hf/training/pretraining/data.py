@@ -73,12 +73,16 @@ class SamplePreparation:
         noise_generator = torch.Generator().manual_seed(derived_seed(self.seed, 1, *key))
         return box, flip, torch.rand(self.num_tokens, generator=noise_generator)
 
-    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    def prepared(self, image: np.ndarray, key: tuple[int, ...]):
+        """The checked image (uint16 kept, anything else as float32) and the draws of the sample `key`."""
         self.check(image)
         image = np.asarray(image)
         if image.dtype != np.uint16:
             image = image.astype(np.float32, copy=False)
-        box, flip, noise = self.draw(*image.shape[1:], key)
+        return (image, *self.draw(*image.shape[1:], key))
+
+    def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        image, box, flip, noise = self.prepared(image, key)
         pixel_values = resized_crop(image, box, flip, self.image_size, self.epsilon)
         return {"pixel_values": pixel_values, "noise": noise}
 
@@ -88,11 +92,7 @@ class RawSamplePreparation(SamplePreparation):
     `augment_batch` then makes the pixel values of a whole batch where it lies (on the accelerator)."""
 
     def __call__(self, image: np.ndarray, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
-        self.check(image)
-        image = np.asarray(image)
-        if image.dtype != np.uint16:
-            image = image.astype(np.float32, copy=False)
-        box, flip, noise = self.draw(*image.shape[1:], key)
+        image, box, flip, noise = self.prepared(image, key)
         return {"raw_pixels": torch.from_numpy(np.ascontiguousarray(image)), "crop_boxes": torch.tensor(box),
                 "flips": torch.tensor(flip), "noise": noise}  # fmt: skip
 
