@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("SPECTRALGPT_TEST_DATA", Path(os.environ.get("SPECTRALGPT_SHARED", ROOT.parent / "shared")) / "data"))
+DATA_DIR = Path(os.environ.get("SPECTRALGPT_SHARED", ROOT.parent / "shared")) / "data"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 HEADING = "## Scene pipeline"
 TILE, OVERLAP, BATCH = 128, 32, 8
