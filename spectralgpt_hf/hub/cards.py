@@ -19,6 +19,7 @@ therefore declare `license: other`, link the Zenodo record the weights come from
 """
 
 import argparse
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..image_processing_spectralgpt import SpectralGPTImageProcessor
 from ..modeling_spectralgpt import SpectralGPTPreTrainedModel
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+PUBLISHED_MODELS_FILE = TEMPLATE.with_name("published_models.toml")
 # The Hub namespace the cards in model_cards/ are rendered for.
 DEFAULT_NAMESPACE = "spectralgpt-hf"
 TAGS = ["remote-sensing", "multispectral", "sentinel-2", "spectralgpt"]
@@ -42,6 +44,7 @@ DEFAULT_NAMESPACE_PUBLISHED = False
 PIPELINE_TAG = "other"
 PRETRAINED_RECORD = "https://zenodo.org/records/8412455"
 DOWNSTREAM_RECORD = "https://zenodo.org/records/8412377"
+RECORDS = {"pretrained": PRETRAINED_RECORD, "downstream": DOWNSTREAM_RECORD}
 ORIGINAL_REPOSITORY = "https://github.com/danfenghong/IEEE_TPAMI_SpectralGPT"
 
 # The task of each class, as a tag (not a pipeline_tag).
@@ -134,15 +137,15 @@ class PublishedModel:
     checkpoint: str  # the authors' file
     record: str  # the Zenodo record holding it
     config: SpectralGPTConfig  # sizes that matter to the card (the converter infers the real one)
-    datasets: tuple[str, ...]  # Hub dataset ids only; the text names the others
-    base: str | None  # name of the published model it continues or was fine-tuned from
     summary: str  # after the lead paragraph the template gives every pretrained model
     limits: tuple[str, ...]  # after the template's limits of every pretrained model, before those of every model
     results_of: str  # the model the paper's results below are of
     results: tuple[str, ...]  # keys of TASK_RESULTS
+    datasets: tuple[str, ...] = ()  # Hub dataset ids only; the text names the others
     preprocessing: str = ""  # for inputs that are the 12 Sentinel-2 bands
     inputs: str = ""  # for other inputs, instead
-    classes: Callable[[], Sequence[str]] | None = None  # class names to list under Inputs
+    base: str | None = None  # name of the published model it continues or was fine-tuned from
+    classes: str | None = None  # the dataset whose class names are listed under Inputs
 
     @property
     def kind(self) -> str:
@@ -178,124 +181,41 @@ class PublishedModel:
             summary=self.summary,
             preprocessing=self.preprocessing,
             inputs=self.inputs,
-            classes=self.classes() if self.classes else None,
+            classes=dataset_classes(self.classes) if self.classes else None,
             limits=self.limits,
             results_of=self.results_of,
             results=[TASK_RESULTS[key] for key in self.results],
         )
 
 
-def segmunich_classes() -> Sequence[str]:
-    from ..data import SEGMUNICH_CLASSES  # the dataset module is slow to import; only this card needs it
+def dataset_classes(dataset: str) -> Sequence[str]:
+    """The class names of a dataset of `spectralgpt_hf.data`, by its name (e.g. "segmunich")."""
+    from .. import data  # slow to import; only the SegMunich card needs it
 
-    return SEGMUNICH_CLASSES
+    return getattr(data, f"{dataset.upper()}_CLASSES")
 
 
-PUBLISHED_MODELS = {
-    model.name: model
-    for model in (
-        PublishedModel(
-            name="spectralgpt",
-            title="SpectralGPT (pretrained, 96 px)",
-            checkpoint="SpectralGPT.pth",
-            record=PRETRAINED_RECORD,
-            config=SpectralGPTConfig(image_size=96),
-            datasets=(),
-            base=None,
-            summary="This is the first pretraining stage: 200 epochs on fMoW-Sentinel at 96 x 96 px (4 spectral groups "
-            "x 12 x 12 = 576 tokens). SpectralGPT+ continues it at 128 px.",
-            preprocessing="Pretraining normalised each image and band to [0, 1] by its own minimum and maximum "
-            "((x - min) / (max - min + 1e-10)).",
-            limits=(
-                "The authors' segmentation and change-detection code expects 128 px models: start those from "
-                "SpectralGPT+.",
-            ),
-            results_of="SpectralGPT",
-            # The paper's segmentation and change-detection models start from SpectralGPT+ (see its card).
-            results=("eurosat", "bigearthnet"),
-        ),
-        PublishedModel(
-            name="spectralgpt-plus",
-            title="SpectralGPT+ (pretrained, 128 px)",
-            checkpoint="SpectralGPT+.pth",
-            record=PRETRAINED_RECORD,
-            config=SpectralGPTConfig(),
-            datasets=(),
-            base="spectralgpt",
-            summary="SpectralGPT+ is the second pretraining stage: SpectralGPT (fMoW-Sentinel, 96 px) continued on "
-            "BigEarthNet-S2 at 128 x 128 px (4 spectral groups x 16 x 16 = 1024 tokens), the model the authors' "
-            "downstream tasks start from.",
-            preprocessing="Pretraining normalised each image and band to [0, 1] by its own minimum and maximum "
-            "((x - min) / (max - min + eps)).",
-            limits=(
-                "The second stage re-initialised the spatial position tables instead of resizing the 96 px ones. "
-                "The authors' README gives 100 epochs for it in the text and 200 in its command.",
-            ),
-            results_of="SpectralGPT+",
-            results=("eurosat", "bigearthnet", "segmunich", "oscd"),
-        ),
-        PublishedModel(
-            name="spectralgpt-plus-segmunich",
-            title="SpectralGPT+ for semantic segmentation (SegMunich)",
-            checkpoint="model_3con_loss_51_0.pth",
-            record=DOWNSTREAM_RECORD,
-            config=SpectralGPTConfig(num_labels=13),
-            # The Hub copy of SegMunich named in the authors' repository (its issue #12).
-            datasets=("Moonboy12138/SegMunich",),
-            base="spectralgpt-plus",
-            summary="The authors' land-use / land-cover segmentation model for SegMunich (Sentinel-2 tiles of Munich "
-            "and its surroundings, 128 x 128 px, 13 classes), fine-tuned from SpectralGPT+: the encoder's last block, "
-            "a learned fusion of the spectral groups, a four-level neck and a pyramid-pooling + FPN decoder. "
-            "`logits` are (batch, 13, 128, 128) class scores at input resolution.",
-            inputs="`pixel_values` of shape (batch, 12, 128, 128): the 10 bands of a SegMunich (TUM_128) tile in file "
-            "order, then their per-pixel mean twice, each channel normalised per image by its minimum and maximum "
-            "((x - min) / (max - min + 1e-9)). The image processor of this repository (`preprocessor_config.json`) "
-            "takes the 10 bands (10, H, W) and does both; whole-scene `spectralgpt-hf predict` reads the 10 bands from "
-            "a Sentinel-2 scene by name and uses it.",
-            classes=segmunich_classes,
-            limits=(
-                "The 12 input channels are not the 12 Sentinel-2 bands of the other models: they are the 10 bands of "
-                "the SegMunich tiles, then their per-pixel mean twice. Which Sentinel-2 bands the 10 are is not stated "
-                "by the authors' code; a third-party loader reads them as B01-B07, B8A, B11, B12 (unverified).",
-                "Class names come from a third-party predictor (unverified); the authors' own SegMunich prediction "
-                "script does not run (it imports a name that does not exist).",
-                "Whole-scene `spectralgpt-hf predict` reads the 10 bands from a scene by those names, so its results "
-                "are only as right as that band order.",
-            ),
-            results_of="SpectralGPT+",
-            results=("segmunich",),
-        ),
-        PublishedModel(
-            name="spectralgpt-plus-oscd",
-            title="SpectralGPT+ for change detection (OSCD)",
-            checkpoint="spectralGPT+_54_28.pth",
-            record=DOWNSTREAM_RECORD,
-            config=SpectralGPTConfig(num_labels=2),
-            datasets=(),
-            base="spectralgpt-plus",
-            summary="The authors' bi-temporal change-detection model for the Onera Satellite Change Detection dataset "
-            "(OSCD), fine-tuned from SpectralGPT+ (as the file name says): both dates go through the shared encoder "
-            "and the spectral fusion, and the difference of the two feature maps (first minus second) feeds a neck "
-            "and decoder like those of the SegMunich model. `logits` are (batch, 2, 128, 128) scores of no change / "
-            "change; their `log_softmax` is the original model's output.",
-            preprocessing="Both dates (`pixel_values`, `pixel_values_2`) must show the same place on the same pixel "
-            "grid. The authors normalised each 128 px patch and band by its own minimum and maximum, without an "
-            "epsilon (a constant band gave NaN); the processor adds 1e-12.",
-            limits=(
-                "The authors' F1 counts the pixels of overlapping test patches (stride 63) several times and leaves "
-                "out the last incomplete test batch, so it is not a per-pixel score of the test cities; "
-                "`examples/run_change_detection.py --eval_stride 128` counts each pixel once.",
-                "The training loss weighted the *no-change* class by a false-positive modifier of 10, trading recall "
-                "of changes for fewer false alarms.",
-                "The original band reader resamples the 20 m and 60 m bands by zooming and cropping, which may have "
-                "misaligned them (inferred from the code, not verified); several users of the original code could "
-                "not reproduce the reported F1.",
-            ),
-            results_of="SpectralGPT+",
-            results=("oscd",),
-        ),
-    )
-}
+def read_published_models(path: Path = PUBLISHED_MODELS_FILE) -> dict[str, PublishedModel]:
+    """The published models' card facts, from the TOML file next to the template (see its header)."""
+    with open(path, "rb") as file:
+        entries = tomllib.load(file)
+    return {
+        name: PublishedModel(
+            **{
+                **fields,
+                "name": name,
+                "record": RECORDS[fields["record"]],
+                "config": SpectralGPTConfig(**fields["config"]),
+                "datasets": tuple(fields.get("datasets", ())),
+                "limits": tuple(fields["limits"]),
+                "results": tuple(fields["results"]),
+            }
+        )
+        for name, fields in entries.items()
+    }
+
+
+PUBLISHED_MODELS = read_published_models()
 
 
 def published_model_for_checkpoint(path: str | Path) -> PublishedModel | None:
