@@ -262,3 +262,34 @@ def test_bad_input_errors(bad_input, kwargs, error, message):
 def test_invalid_options_are_rejected(options, error, message):
     with pytest.raises(error, match=message):
         SpectralGPTImageProcessor(**options)
+
+
+def min_max(bands, epsilon):
+    low, high = bands.min(axis=(-2, -1), keepdims=True), bands.max(axis=(-2, -1), keepdims=True)
+    return (bands - low) / (high - low + epsilon)
+
+
+def test_segmunich_preset_appends_two_band_means_then_min_max_with_eps_1e9():
+    processor = SpectralGPTImageProcessor.for_segmunich()
+    bands = np.random.default_rng(1).integers(0, 6000, size=(10, 16, 16)).astype(np.float64)
+    channels = np.concatenate([bands, np.repeat(bands.mean(axis=0, keepdims=True), 2, axis=0)])
+    assert (processor.min_max_epsilon, processor.band_mean_channels) == (1e-9, 2)
+    assert processor.band_names == list(SEGMUNICH_BANDS)
+    np.testing.assert_allclose(pixel_values(processor, bands)[0], min_max(channels, 1e-9), rtol=1e-5, atol=1e-6)
+
+
+def test_oscd_preset_is_min_max_with_eps_1e12_so_a_constant_band_gives_zero(images):
+    processor = SpectralGPTImageProcessor.for_oscd()
+    image = images[0].astype(np.float64)
+    image[3] = 500.0
+    result = pixel_values(processor, image)[0]
+    assert processor.min_max_epsilon == 1e-12
+    np.testing.assert_allclose(result, min_max(image, 1e-12), rtol=1e-5, atol=1e-6)
+    assert not result[3].any()
+
+
+def test_shape_errors_name_the_layout_they_read():
+    with pytest.raises(ValueError, match=r"3 dimensions \(\(H, W, C\) channels_last\)"):
+        SpectralGPTImageProcessor()([np.zeros((1, 8, 8, 12))], input_data_format="channels_last")
+    with pytest.raises(ValueError, match=r"3 dimensions \(\(C, H, W\) channels_first\)"):
+        SpectralGPTImageProcessor()([np.zeros((1, 12, 8, 8))])
