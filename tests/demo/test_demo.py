@@ -1,5 +1,10 @@
 """The main job on a real scene: reconstruction and whole-scene outputs, georeferenced, with PNG previews."""
 
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import rasterio
@@ -13,10 +18,11 @@ from spectralgpt_hf import (
 )
 from spectralgpt_hf.cli import main as cli_main
 from spectralgpt_hf import SENTINEL2_BANDS, demo
-from spectralgpt_hf.demo import cluster, default_scene, run_demo
+from spectralgpt_hf.demo import SHARED_VARIABLE, cluster, default_scene, run_demo
 from spectralgpt_hf.geo import open_scene
 from spectralgpt_hf.inference import predict_scene
-from spectralgpt_hf.samples import sample_scene, sample_scene_pair
+from spectralgpt_hf.samples import SSL4EO_LOCATION, sample_scene, sample_scene_pair
+from testing_utils import REPO_ROOT
 
 
 def tiny_pretraining_model(folder):
@@ -39,10 +45,29 @@ def test_default_scene_is_the_embedded_sample():
             assert scene.band_names == tuple(SENTINEL2_BANDS) and scene.shape == (264, 264)
 
 
-def test_missing_sample_names_the_input_option(monkeypatch, tmp_path):
-    monkeypatch.setattr(demo, "sample_scene", lambda: tmp_path)
-    with pytest.raises(FileNotFoundError, match="--input"):
+def test_without_the_embedded_sample_the_demo_names_input_and_the_shared_folder(tmp_path):
+    """An installation without the package's data (the real command line, in a subprocess)."""
+    shutil.copytree(REPO_ROOT / "spectralgpt_hf", tmp_path / "spectralgpt_hf",
+                    ignore=shutil.ignore_patterns("ssl4eo_s12_l2a", "__pycache__"))  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key not in (SHARED_VARIABLE, "SPECTRALGPT_DEBUG")}
+    result = subprocess.run([sys.executable, "-m", "spectralgpt_hf", "demo", "--output", str(tmp_path / "out")],
+                            capture_output=True, text=True, env={**env, "PYTHONPATH": str(tmp_path)}, timeout=300)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("spectralgpt-hf demo: error: No --input given")
+    assert "--input" in message and "SPECTRALGPT_SHARED is not set" in message
+
+
+def test_without_the_embedded_sample_the_scene_comes_from_the_shared_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "sample_scene", lambda: tmp_path / "missing")
+    monkeypatch.setenv(SHARED_VARIABLE, str(tmp_path / "shared"))
+    with pytest.raises(FileNotFoundError, match="--input") as error:
         default_scene()
+    assert f"{SHARED_VARIABLE}={tmp_path / 'shared'} has no data/" in str(error.value)
+    first, second = sample_scene_pair()
+    for date in (second, first):
+        shutil.copytree(date, tmp_path / "shared" / "data" / SSL4EO_LOCATION / date.name)
+    assert default_scene() == str(tmp_path / "shared" / "data" / SSL4EO_LOCATION / first.name)
 
 
 def test_demo_writes_georeferenced_outputs_and_previews(tmp_path):
