@@ -58,7 +58,7 @@ def test_convert_takes_both_spellings(tmp_path, spelling):
     check(result, "convert", 1, "No checkpoint file")
 
 
-@pytest.mark.parametrize("flags", [["--output_dir", "out", "--max_steps", "1"], ["--output-dir", "out", "--max-steps", "1"]])
+@pytest.mark.parametrize("flags", [["--output_dir", "o", "--max_steps", "1"], ["--output-dir", "o", "--max-steps", "1"]])
 def test_pretrain_takes_both_spellings(tmp_path, flags):
     result = run_cli("pretrain", *flags, "--rasters", str(tmp_path / "absent"), cwd=tmp_path)
     check(result, "pretrain", 1, "absent")
