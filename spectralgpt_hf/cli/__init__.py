@@ -2,14 +2,13 @@
 
 import argparse
 import dataclasses
-import logging
 import os
 import re
 import sys
 from pathlib import Path
 
 from ..utils.allocator import keep_freed_memory_for_reuse
-from .errors import DEBUG_VARIABLE, UsageError, cli_wording, debugging, report_errors
+from .errors import DEBUG_VARIABLE, UsageError, cli_wording, debugging, log_the_library, report_errors
 from .parsing import ArgumentParser
 
 
@@ -428,11 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code (argparse exits 2 itself for unknown or malformed flags)."""
     args = build_parser().parse_args(argv)
     keep_freed_memory_for_reuse()
-    if debugging(args):  # the library's own log too, with the tracebacks of the scenes a many-scene run skipped
-        package_logger = logging.getLogger("spectralgpt_hf")
-        package_logger.setLevel(logging.DEBUG)
-        package_logger.addHandler(logging.StreamHandler())
-        package_logger.propagate = False
+    if debugging(args):
+        log_the_library()
     return report_errors(args.command, args, lambda: args.handler(args))
 
 
