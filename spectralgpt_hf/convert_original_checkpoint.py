@@ -150,8 +150,13 @@ def load_original_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
             f"{path} holds objects other than tensors and training arguments, so it is not loaded (loading it would "
             f"run arbitrary pickled code). It is not a published SpectralGPT checkpoint. Details: {error}"
         ) from error
-    except (RuntimeError, EOFError) as error:
-        raise CheckpointConversionError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+    # a damaged or foreign file fails inside the reader (a zip without torch's records, a pickle stream that
+    # refers to objects it never stored: KeyError, IndexError); loading stays weights-only either way
+    except (RuntimeError, EOFError, LookupError, ValueError) as error:
+        raise CheckpointConversionError(
+            f"{path} is not a readable PyTorch checkpoint (damaged, or not written by torch.save): "
+            f"{type(error).__name__}: {error}. Download the original file again."
+        ) from error
 
     args, container_keys = {}, frozenset()
     if isinstance(content, dict) and isinstance(content.get("model"), dict):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..utils.allocator import keep_freed_memory_for_reuse
-from .errors import DEBUG_VARIABLE, UsageError, report_errors
+from .errors import DEBUG_VARIABLE, UsageError, cli_wording, debugging, log_the_library, report_errors
 from .parsing import ArgumentParser
 
 
@@ -40,7 +40,12 @@ def publish(args: argparse.Namespace) -> None:
     print(f"Uploaded {args.model_dir} to {commit.commit_url}")
 
 
-def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+def add_hub_command(commands, debug: ArgumentParser, name: str, help: str, handler, positionals: dict[str, str]):
+    """A command that uploads to the Hub: its positional arguments, `--private` and `--base-model`; returns its
+    parser for the command's own flags."""
+    parser = commands.add_parser(name, parents=[debug], help=help)
+    for positional, text in positionals.items():
+        parser.add_argument(positional, help=text)
     parser.add_argument(
         "--private", action="store_true", default=None, help="create the Hub repository private (default: the Hub's)"
     )
@@ -48,6 +53,8 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-model", help="Hub repository the model was fine-tuned from, for the card (default for the published "
         "downstream files: <namespace>/spectralgpt-plus)",
     )  # fmt: skip
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def checked_device(name: str | None) -> str:
@@ -136,6 +143,10 @@ def run_scene_command(args: argparse.Namespace, task: str) -> None:
     from ..inference.scene import scene_tiling
     from ..loading import load_image_processor, load_model
 
+    if args.quiet:
+        from transformers.utils.logging import disable_progress_bar
+
+        disable_progress_bar()  # transformers' "Loading weights" bar
     check_output(args.output, 1)
     device = checked_device(args.device)
     jobs = scene_command_jobs(args)
@@ -171,7 +182,7 @@ def run_scene_command(args: argparse.Namespace, task: str) -> None:
         print(f"{len(index)} scenes ({summary}); index: {os.path.join(args.output, runs.INDEX_NAME)}")
         for row in index:
             if row.status == "failed":
-                print(f"failed: {row.input}: {row.error}", file=sys.stderr)
+                print(f"failed: {row.input}: {cli_wording(row.error)}", file=sys.stderr)
     code = runs.exit_code(index, args.on_error)
     if code:
         raise SystemExit(code)
@@ -351,11 +362,11 @@ def build_parser() -> ArgumentParser:
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    convert_parser = commands.add_parser(
-        "convert", parents=[debug], help="Convert an original SpectralGPT .pth checkpoint to a save_pretrained folder."
-    )
-    convert_parser.add_argument("checkpoint", help="original file, e.g. SpectralGPT+.pth")
-    convert_parser.add_argument("output_dir", help="folder to write (safetensors + config.json)")
+    convert_parser = add_hub_command(
+        commands, debug, "convert", "Convert an original SpectralGPT .pth checkpoint to a save_pretrained folder.",
+        convert, {"checkpoint": "original file, e.g. SpectralGPT+.pth",
+                  "output_dir": "folder to write (safetensors + config.json)"},
+    )  # fmt: skip
     convert_parser.add_argument(
         "--kind",
         choices=["pretrain", "classifier", "segmentation", "change_detection"],
@@ -365,23 +376,17 @@ def build_parser() -> ArgumentParser:
         "--push-to-hub", metavar="ORG/NAME", help="also upload the model with its card, image processor and code "
         "files (published files only; log in with `hf auth login` or set HF_TOKEN)",
     )  # fmt: skip
-    add_hub_arguments(convert_parser)
-    convert_parser.set_defaults(handler=convert)
 
-    publish_parser = commands.add_parser(
-        "publish", parents=[debug], help="Upload a trained model folder to the Hub with a model card, its image processor and the "
-        "code files that let transformers load it with trust_remote_code=True.",
+    publish_parser = add_hub_command(
+        commands, debug, "publish", "Upload a trained model folder to the Hub with a model card, its image processor "
+        "and the code files that let transformers load it with trust_remote_code=True.", publish,
+        {"model_dir": "a save_pretrained / Trainer output folder, with the model's preprocessor_config.json",
+         "repo_id": "ORG/NAME of the Hub repository (created when missing)"},
     )  # fmt: skip
-    publish_parser.add_argument(
-        "model_dir", help="a save_pretrained / Trainer output folder, with the model's preprocessor_config.json"
-    )
-    publish_parser.add_argument("repo_id", help="ORG/NAME of the Hub repository (created when missing)")
     publish_parser.add_argument(
         "--image-processor", metavar="FOLDER_OR_HUB_ID", help="where to take the image processor from (a folder or "
         "Hub repository with a preprocessor_config.json) when MODEL_DIR has none",
     )  # fmt: skip
-    add_hub_arguments(publish_parser)
-    publish_parser.set_defaults(handler=publish)
 
     predict_parser = commands.add_parser(
         "predict", parents=[debug], help="Run a classification, segmentation or change-detection model over a whole scene."
@@ -422,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code (argparse exits 2 itself for unknown or malformed flags)."""
     args = build_parser().parse_args(argv)
     keep_freed_memory_for_reuse()
+    if debugging(args):
+        log_the_library()
     return report_errors(args.command, args, lambda: args.handler(args))
 
 

@@ -2,6 +2,7 @@
 traceback. Exit code 2 for usage errors (flags that cannot work together or with the model, found before any
 work), 1 for runs that failed. `--debug` or `SPECTRALGPT_DEBUG=1` shows the traceback as well."""
 
+import logging
 import os
 import re
 import sys
@@ -29,6 +30,16 @@ EXPECTED = (UsageError, OSError, ValueError)
 
 def debugging(args) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def log_the_library() -> None:
+    """The package's own log on stderr, DEBUG included: with --debug, the tracebacks of the scenes a many-scene run
+    recorded as failed and went past."""
+    logger = logging.getLogger("spectralgpt_hf")
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        logger.addHandler(logging.StreamHandler())
+        logger.propagate = False  # printed once, by this handler
 
 
 def cli_wording(message: str) -> str:

@@ -33,7 +33,7 @@ from ..modeling_spectralgpt import (
     SpectralGPTForSemanticSegmentation,
 )
 from ..utils.atomic import atomic_file
-from ..samples import sample_scene
+from ..samples import SSL4EO_LOCATION, sample_scene
 
 TRUE_COLOUR = ("B04", "B03", "B02")
 # A qualitative palette for class maps (RGB).
@@ -44,20 +44,38 @@ PALETTE = np.array(
 )  # fmt: skip
 
 
+# the shared data folder of the project's tests and benchmarks (`$SPECTRALGPT_SHARED/data/<dataset>/...`)
+SHARED_VARIABLE = "SPECTRALGPT_SHARED"
+
+
 def default_scene() -> str:
-    """The real Sentinel-2 scene embedded in the package: the first date of its SSL4EO-S12 location."""
+    """The real Sentinel-2 scene embedded in the package (the first date of its SSL4EO-S12 location), or, in an
+    installation without the package's data, the same scene under `$SPECTRALGPT_SHARED/data/`."""
+    for scene in (embedded_scene(), shared_scene()):
+        if scene is not None and any(scene.glob("*.tif")):
+            return str(scene)
+    shared = os.environ.get(SHARED_VARIABLE)
+    where = f"={shared} has no data/{SSL4EO_LOCATION}/<date>/" if shared else " is not set"
+    raise FileNotFoundError(
+        f"No --input given and no sample scene found: the package's embedded one is missing and {SHARED_VARIABLE}"
+        f"{where}. Pass --input with a GeoTIFF scene (a stacked file or a folder of per-band files), or set "
+        f"{SHARED_VARIABLE} to a folder holding data/{SSL4EO_LOCATION}."
+    )
+
+
+def embedded_scene() -> Path | None:
     try:
-        scene = sample_scene()
-    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError) as error:
-        scene, reason = None, str(error)
-    else:
-        reason = f"{scene} has no band files"
-    if scene is None or not any(scene.glob("*.tif")):
-        raise FileNotFoundError(
-            f"No --input given and the package's sample scene is missing ({reason}); pass --input with a GeoTIFF "
-            "scene (a stacked file or a folder of per-band files)."
-        )
-    return str(scene)
+        return sample_scene()
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        return None
+
+
+def shared_scene() -> Path | None:
+    shared = os.environ.get(SHARED_VARIABLE)
+    if not shared:
+        return None
+    dates = sorted(path for path in (Path(shared) / "data" / SSL4EO_LOCATION).glob("*") if path.is_dir())
+    return dates[0] if dates else None
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:

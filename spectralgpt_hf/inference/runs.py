@@ -14,11 +14,11 @@ import csv
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
 import time
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 
 from ..utils.atomic import atomic_file
 from .scene import embed_scene, predict_scene
+
+logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.jsonl"
 RECORD_SUFFIX = ".run.json"
@@ -326,7 +328,7 @@ def run_scenes(
                 status, error = run_scene(model, task, job, path, record, options, overwrite), None
             except Exception as exception:  # recorded in the index; KeyboardInterrupt and SIGTERM still end the run
                 status, error = "failed", f"{type(exception).__name__}: {exception}"
-                traceback.print_exc()
+                logger.debug("%s failed", job.input, exc_info=True)  # the traceback for --debug; the index has the error
             row = IndexRow(job.input, job.input_2, str(path), status, time.perf_counter() - started, error,
                            processes.index)  # fmt: skip
             if status != "failed":
