@@ -128,12 +128,11 @@ def case_mae_step(rounds: int, adamw: str, compile: bool, image_size: int = 128,
     forward = torch.compile(model) if compile else model
     pixel_values = torch.rand(batch, 12, image_size, image_size)
 
-    def step():
+    def step():  # the warm-up call of timed_against_peak compiles
         forward(pixel_values).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # compiles
     result = timed_against_peak(step, rounds, 3 * batch * pretraining_flops(config, image_size))
     return {**result, "images_per_s": batch / result["seconds"], "flops_per_image": 3 * pretraining_flops(config, image_size)}
 
@@ -174,10 +173,16 @@ CASES = {"samples": case_samples, "prepare": case_prepare, "mae_step": case_mae_
 
 def run_case(name: str, **kwargs) -> dict:
     command = [sys.executable, __file__, "--case", name, "--kwargs", json.dumps(kwargs)]
+    start = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        return {"error": completed.stderr.strip().splitlines()[-1] if completed.stderr else "failed"}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+        result = {"error": completed.stderr.strip().splitlines()[-1] if completed.stderr else "failed"}
+    else:
+        result = json.loads(completed.stdout.strip().splitlines()[-1])
+    # Progress on stderr, so that a run cut short still leaves its figures in the log.
+    settings = {key: value for key, value in kwargs.items() if key not in ("sources", "shards")}
+    print(f"[{time.perf_counter() - start:.0f} s] {name} {settings}: {result}", file=sys.stderr, flush=True)
+    return result
 
 
 def tiles(folder: Path, size: int = 128, count: int = 16) -> list[str]:
