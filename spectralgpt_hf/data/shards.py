@@ -185,7 +185,7 @@ def encode_label_mask(mask: np.ndarray, shape: tuple[int, ...], source: str) -> 
     if mask.shape != shape:
         raise ValueError(f"The label mask of {source} is {mask.shape} but its bands are {shape}; they must match.")
     if mask.size and (mask.min() < 0 or mask.max() > np.iinfo(LABEL_MASK_DTYPE).max):
-        raise ValueError(f"The label mask of {source} holds ids outside 0..255, which prepare's uint8 masks cannot hold.")
+        raise ValueError(f"The label mask of {source} holds ids outside 0..255, which uint8 label masks cannot hold.")
     return mask.astype(LABEL_MASK_DTYPE).tobytes()
 
 
@@ -209,7 +209,8 @@ def encode_record(record: dict, dtype: str) -> dict:
 
 PIXEL_COLUMNS = ("bands", "bands_2", "label_mask")
 COLUMN_TYPES = {"source": pa.string(), "bands": pa.binary(), "bands_2": pa.binary(), "label_mask": pa.binary(),
-                "height": pa.int32(), "width": pa.int32(), "crs": pa.string(), "transform": pa.list_(pa.float64())}  # fmt: skip
+                "height": pa.int32(), "width": pa.int32(), "crs": pa.string(),
+                "transform": pa.list_(pa.float64())}  # fmt: skip
 
 
 def shard_table(records, indices: range, dtype: str) -> pa.Table:
@@ -288,6 +289,7 @@ def prepare(
     output_dir.mkdir(parents=True, exist_ok=True)
     plan = {"num_samples": len(records), "samples_per_shard": samples_per_shard, "band_names": list(band_names),
             "dtype": dtype, "file_format": file_format, **getattr(records, "index_fields", {})}  # fmt: skip
+    plan = json.loads(json.dumps(plan))  # as a resumed run reads it back (tuples become lists)
     check_plan(output_dir, plan)
     for stale in output_dir.glob(f"*{PARTIAL_SUFFIX}"):  # left by a killed writer
         stale.unlink()
@@ -420,7 +422,8 @@ class ShardedImages:
         stored, and its other columns."""
         table, row = self._row(index)
         example = {name: table[name][row].as_py() for name in table.column_names if name not in PIXEL_COLUMNS}
-        pixels = {name: self._float_bands(table, row, name) for name in ("bands", "bands_2") if name in table.column_names}
+        bands = [name for name in ("bands", "bands_2") if name in table.column_names]
+        pixels = {name: self._float_bands(table, row, name) for name in bands}
         if "label_mask" in table.column_names:
             pixels["label_mask"] = self._pixels(table, row, "label_mask")
         return {**example, **pixels, "band_names": self.band_names}

@@ -177,6 +177,9 @@ def test_prepared_segmunich_round_trips(segmunich_root, tmp_path):
 def test_prepared_oscd_round_trips_with_both_dates_and_class_weights(oscd_root, tmp_path):
     records = loader_records("oscd", str(oscd_root), "train")
     prepare(records, tmp_path / "train", records.band_names, samples_per_shard=4, file_format="parquet")
+    # a rerun keeps the finished shards: the index fields read back from plan.json are the same settings
+    rerun = prepare(records, tmp_path / "train", records.band_names, samples_per_shard=4, file_format="parquet")
+    assert rerun.shards_written == 0 and rerun.shards_kept == len(list((tmp_path / "train").glob("shard-*"))) >= 2
     images = ShardedImages(tmp_path / "train")
     loaded = load_oscd(oscd_root)
     stored = loaded.with_format(None)
