@@ -135,11 +135,18 @@ class SyntheticTiles:
 
 def end_to_end(device: torch.device, smoke: bool, model_options: dict, share) -> list[str]:
     """Pretraining steps fed by a DataLoader over prepared shards (per-sample crops in the workers, or the raw
-    uint16 batch moved once and cropped on the device), against the same step on a batch already on the device."""
+    uint16 batch moved once and cropped on the device), with the pretraining's DataLoader settings, against the
+    same step on a batch already on the device."""
     from spectralgpt_hf.data.shards import ShardedImages, prepare
-    from spectralgpt_hf.training.pretraining.data import PretrainingSamples, RawSamplePreparation, SamplePreparation
+    from spectralgpt_hf.training.pretraining import PretrainingArguments
+    from spectralgpt_hf.training.pretraining.data import (
+        PretrainingSamples,
+        RawSamplePreparation,
+        SamplePreparation,
+        loader_options,
+    )
 
-    batch, steps = (2, 2) if smoke else (64, 20)
+    batch, steps, num_tiles = (2, 2, 8) if smoke else (64, 100, 1024)
     workers = 0 if smoke else min(16, os.cpu_count() or 1)
     config = SpectralGPTConfig(image_size=128, **model_options)
     model = SpectralGPTForPreTraining(config).to(device).train()
@@ -155,7 +162,8 @@ def end_to_end(device: torch.device, smoke: bool, model_options: dict, share) ->
 
     lines = [
         f"End-to-end pretraining (base, 128 px, batch {batch}, bf16 autocast, {workers} DataLoader workers over "
-        "prepared uint16 shards) against the model alone on a batch already on the device:",
+        "prepared uint16 shards, the pretraining's DataLoader settings) against the model alone on a batch already "
+        "on the device:",
         "",
         "| data path | images/s | TFLOP/s (share of peak) | share of the model-alone rate |",
         "| --- | --- | --- | --- |",
@@ -165,26 +173,29 @@ def end_to_end(device: torch.device, smoke: bool, model_options: dict, share) ->
     alone = seconds_per_call(lambda: step(synthetic), device, steps)
     lines.append(f"| model alone (synthetic) | {batch / alone:.1f} | {share(flops, alone)} | 100 % |")
     with tempfile.TemporaryDirectory() as folder:
-        prepare(SyntheticTiles(batch * (steps + 2)), folder, config.band_names, samples_per_shard=64,
+        prepare(SyntheticTiles(num_tiles), folder, config.band_names, samples_per_shard=64,
                 num_workers=max(workers, 1))  # fmt: skip
         images = ShardedImages(folder)
+        arguments = PretrainingArguments(output_dir=folder, dataset=folder, dataloader_num_workers=workers)
+        options = loader_options(arguments)
+        # Untimed first: the batches the workers queue while the first step runs (prefetch_factor per worker).
+        warm_up = 1 + workers * options.get("prefetch_factor", 0)
+        keys = [[divmod(position, len(images)) for position in range(start, start + batch)]
+                for start in range(0, (warm_up + steps) * batch, batch)]  # (epoch, index): every crop differs
         for name, preparation in (("shards, crops in workers", SamplePreparation(config, 0)),
                                   ("shards, crops on the device", RawSamplePreparation(config, 0))):  # fmt: skip
-            samples = PretrainingSamples(images, preparation)
-            keys = [[(0, index) for index in range(start, start + batch)] for start in range(0, len(images), batch)]
-            options = {"prefetch_factor": 4, "persistent_workers": False} if workers else {}
-            loader = torch.utils.data.DataLoader(samples, batch_sampler=keys, num_workers=workers,
-                                                 pin_memory=device.type == "cuda", **options)  # fmt: skip
+            loader = torch.utils.data.DataLoader(PretrainingSamples(images, preparation), batch_sampler=keys,
+                                                 **options)  # fmt: skip
             augment = getattr(preparation, "augment_batch", lambda inputs: inputs)
             batches = iter(loader)
-            step(augment({key: value.to(device, non_blocking=True) for key, value in next(batches).items()}))
+            for raw in (next(batches) for _ in range(warm_up)):
+                step(augment({key: value.to(device, non_blocking=True) for key, value in raw.items()}))
             synchronize(device)
-            start, count = time.perf_counter(), 0
+            start = time.perf_counter()
             for raw in batches:
                 step(augment({key: value.to(device, non_blocking=True) for key, value in raw.items()}))
-                count += 1
             synchronize(device)
-            seconds = (time.perf_counter() - start) / max(count, 1)
+            seconds = (time.perf_counter() - start) / steps
             lines.append(f"| {name} | {batch / seconds:.1f} | {share(flops, seconds)} | "
                          f"{100 * alone / seconds:.0f} % |")  # fmt: skip
     return lines

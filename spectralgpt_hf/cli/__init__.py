@@ -262,7 +262,8 @@ def add_prepare_command(commands, debug: ArgumentParser) -> None:
     parser.add_argument("output_dir", help="folder for the shards and index.json")
     parser.add_argument("--rasters", nargs="+", default=[], help="stacked GeoTIFFs, band folders, folders or globs")
     parser.add_argument("--file-band-order", help="layer order of stacked files without band descriptions")
-    parser.add_argument("--loader", choices=["eurosat", "bigearthnet"], help="a dataset loader, with labels")
+    parser.add_argument("--loader", choices=["eurosat", "bigearthnet", "segmunich", "oscd"],
+                        help="a dataset loader, with labels (segmunich, oscd: per-pixel, one --split per folder)")
     parser.add_argument("--root", help="the loader's dataset folder")
     parser.add_argument("--split", help="the loader's split (default: every file)")
     parser.add_argument("--dtype", choices=["uint16", "float16"], default="uint16", help="stored pixel type")

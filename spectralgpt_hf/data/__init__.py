@@ -39,7 +39,7 @@ from .bigearthnet import (
 )
 from .custom import load_class_folders, load_dataset_with_images, load_image_mask_pairs, read_class_names
 from .eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_ID2LABEL, EUROSAT_PRESET, load_eurosat
-from .oscd import OSCD_CLASSES, OSCD_ID2LABEL, OSCD_PRESET, load_oscd, oscd_change_map
+from .oscd import OSCD_CLASSES, OSCD_ID2LABEL, OSCD_PRESET, load_oscd, oscd_change_map, oscd_change_pixels
 from .segmunich import (
     SEGMUNICH_BANDS,
     SEGMUNICH_CLASSES,
@@ -77,5 +77,6 @@ __all__ = [
     "load_oscd",
     "load_segmunich",
     "oscd_change_map",
+    "oscd_change_pixels",
     "read_class_names",
 ]

@@ -34,6 +34,7 @@ from .lazy import lazy_dataset, normalize, read_label
 OSCD_CLASSES = ("no change", "change")
 OSCD_ID2LABEL = dict(enumerate(OSCD_CLASSES))
 OSCD_PRESET = SpectralGPTImageProcessor.for_oscd
+OSCD_PATCH_SIZE, OSCD_STRIDE = 128, 63  # the original's crop size and step
 
 _IMAGES_FOLDER = "Onera Satellite Change Detection dataset - Images"
 _LABELS_FOLDER = "Onera Satellite Change Detection dataset - {split} Labels"
@@ -45,8 +46,8 @@ def load_oscd(
     split: str = "train",
     *,
     labels_root: str | os.PathLike | None = None,
-    patch_size: int = 128,
-    stride: int = 63,
+    patch_size: int = OSCD_PATCH_SIZE,
+    stride: int = OSCD_STRIDE,
     image_processor: SpectralGPTImageProcessor | None = None,
     augmentation: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
 ) -> Dataset:
@@ -142,13 +143,18 @@ def _grid_size(folder: Path) -> tuple[int, int]:
         return scene.height, scene.width
 
 
-def _decode_example(example: dict, patch_size: int, processor, augmentation) -> dict[str, torch.Tensor]:
+def read_oscd_patch(example: dict, patch_size: int) -> tuple[geo.RasterBands, geo.RasterBands, np.ndarray]:
+    """The raw 12 bands of a stored row's patch at both dates, and its change map (H, W), int64: what `load_oscd`
+    decodes and `prepare` stores."""
     window = Window(example["col"], example["row"], patch_size, patch_size)
-    pixel_values, pixel_values_2 = (
-        normalize(processor, geo.read_bands(example[date], SENTINEL2_BANDS, window=window).data)
-        for date in ("source_1", "source_2")
-    )
-    labels = torch.from_numpy(oscd_change_map(example["label_path"], window))
+    first, second = (geo.read_bands(example[date], SENTINEL2_BANDS, window=window) for date in ("source_1", "source_2"))
+    return first, second, oscd_change_map(example["label_path"], window)
+
+
+def _decode_example(example: dict, patch_size: int, processor, augmentation) -> dict[str, torch.Tensor]:
+    first, second, change_map = read_oscd_patch(example, patch_size)
+    pixel_values, pixel_values_2 = normalize(processor, first.data), normalize(processor, second.data)
+    labels = torch.from_numpy(change_map)
     if augmentation is not None:
         pixel_values, pixel_values_2, labels = augmentation(pixel_values, pixel_values_2, labels)
     return {"pixel_values": pixel_values, "pixel_values_2": pixel_values_2, "labels": labels}
@@ -168,3 +174,17 @@ def oscd_change_map(path: str | os.PathLike, window: Window | None = None) -> np
             "2 = change. Check that the file is the <city>-cm.tif of the OSCD labels."
         )
     return (values[0] == 2).astype(np.int64)
+
+
+def oscd_change_pixels(dataset: Dataset) -> dict[str, tuple[int, int]]:
+    """The changed and total pixels of the whole change map of each city in `dataset`: a `load_oscd` dataset (its
+    change maps are read), or a prepared OSCD split's (`load_prepared`; `prepare` counted them)."""
+    stored = dataset.with_format(None)
+    if "label_path" not in stored.column_names:
+        return {city: (changed, total) for city, changed, total in
+                zip(stored["city"], stored["city_changed_pixels"], stored["city_pixels"])}  # fmt: skip
+    counts = {}
+    for city, path in sorted(set(zip(stored["city"], stored["label_path"]))):
+        change_map = oscd_change_map(path, window=None)
+        counts[city] = (int(change_map.sum()), int(change_map.size))
+    return counts

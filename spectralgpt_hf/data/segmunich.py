@@ -107,16 +107,24 @@ def _split_names(root: Path, split: str, image_folder: Path, label_folder: Path)
     return names
 
 
-def _decode_example(example: dict, processor, augmentation) -> dict[str, torch.Tensor]:
-    bands = geo.read_bands(example["image_path"], SEGMUNICH_BANDS, file_band_order=SEGMUNICH_BANDS).data
-    pixel_values = normalize(processor, bands)  # the processor appends the band-mean channels
+def read_segmunich_example(example: dict) -> tuple[geo.RasterBands, np.ndarray]:
+    """The raw 10 bands (`SEGMUNICH_BANDS`) of a stored row's image and its class ids (H, W), int64, remapped
+    with `SEGMUNICH_LABEL_REMAP`: what `load_segmunich` decodes and `prepare` stores."""
+    bands = geo.read_bands(example["image_path"], SEGMUNICH_BANDS, file_band_order=SEGMUNICH_BANDS)
     codes = read_label(example["label_path"])[0]
-    if codes.shape != bands.shape[1:]:
+    if codes.shape != bands.data.shape[1:]:
         raise ValueError(
             f"The label {example['label_path']} is {codes.shape[0]} x {codes.shape[1]} pixels but its image "
-            f"{example['image_path']} is {bands.shape[1]} x {bands.shape[2]}; each label must match its image."
+            f"{example['image_path']} is {bands.data.shape[1]} x {bands.data.shape[2]}; each label must match its "
+            "image."
         )
-    labels = torch.from_numpy(_remap_label_codes(codes))
+    return bands, _remap_label_codes(codes)
+
+
+def _decode_example(example: dict, processor, augmentation) -> dict[str, torch.Tensor]:
+    bands, labels = read_segmunich_example(example)
+    pixel_values = normalize(processor, bands.data)  # the processor appends the band-mean channels
+    labels = torch.from_numpy(labels)
     if augmentation is not None:
         pixel_values, labels = augmentation(pixel_values, labels)
     return {"pixel_values": pixel_values, "labels": labels}

@@ -238,7 +238,8 @@ def load_config(model_args: ModelArguments, **recipe_settings) -> SpectralGPTCon
 
 
 # The loaders whose splits `prepare` writes, and the image-processor presets they normalise with.
-PREPARED_PRESETS = {data.load_eurosat: data.EUROSAT_PRESET, data.load_bigearthnet: data.BIGEARTHNET_PRESET}
+PREPARED_PRESETS = {data.load_eurosat: data.EUROSAT_PRESET, data.load_bigearthnet: data.BIGEARTHNET_PRESET,
+                    data.load_segmunich: data.SEGMUNICH_PRESET, data.load_oscd: data.OSCD_PRESET}
 
 
 def load_splits(
@@ -246,7 +247,7 @@ def load_splits(
 ) -> tuple[Dataset, Dataset]:
     """The training and evaluation splits, `load(data_dir, split, **options)`, cut to max_train/eval_samples.
     Where `data_dir/<split>` is a folder `spectralgpt-hf prepare --loader ... --split <split>` wrote, the split is
-    read from its shards instead, normalised with the same preset (EuroSAT, BigEarthNet)."""
+    read from its shards instead, normalised with the same preset (EuroSAT, BigEarthNet, SegMunich, OSCD)."""
 
     def first(dataset: Dataset, count: int | None) -> Dataset:
         return dataset if count is None else dataset.select(range(min(count, len(dataset))))
@@ -263,14 +264,12 @@ def load_splits(
 
 def oscd_class_weights(dataset: Dataset, fp_modifier: float = 10.0) -> list[float]:
     """The original OSCD loss weights `[fp_modifier * 2p, 2(1 - p)]` (no change, change), with p the fraction of
-    changed pixels over the whole change maps of the cities in `dataset` (a `load_oscd` dataset).
+    changed pixels over the whole change maps of the cities in `dataset` (a `load_oscd` dataset or a prepared split's).
 
     With `fp_modifier=1` these are inverse class frequencies (normalised so that they sum to 2); the original's 10
     multiplies the weight of the *no-change* class, which trades recall of changes for fewer false positives."""
-    changed = total = 0
-    for path in sorted(set(dataset.with_format(None)["label_path"])):
-        change_map = data.oscd_change_map(path, window=None)
-        changed, total = changed + int(change_map.sum()), total + change_map.size
+    counts = data.oscd_change_pixels(dataset).values()
+    changed, total = sum(changed for changed, _ in counts), sum(total for _, total in counts)
     if changed == 0:
         raise ValueError("The training change maps hold no changed pixel, so the class weights are undefined.")
     fraction = changed / total

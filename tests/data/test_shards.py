@@ -6,22 +6,34 @@ import json
 import datasets
 import numpy as np
 import pytest
+import rasterio.windows
 
 from spectralgpt_hf import cli, geo
 from spectralgpt_hf.configuration_spectralgpt import SENTINEL2_BANDS
-from spectralgpt_hf.data import EUROSAT_BANDS, load_eurosat
+from spectralgpt_hf.data import (
+    EUROSAT_BANDS,
+    OSCD_PRESET,
+    SEGMUNICH_BANDS,
+    SEGMUNICH_PRESET,
+    RandomFlipsAndRotations,
+    load_eurosat,
+    load_oscd,
+    load_segmunich,
+)
 from spectralgpt_hf.data.shards import (
     ExampleDecoder,
     RasterRecords,
     ShardedImages,
+    load_prepared,
     loader_records,
     prepare,
 )
+from spectralgpt_hf.training.recipes import oscd_class_weights
 
 
 @pytest.fixture(scope="module")
 def eurosat_records(eurosat_root):
-    return loader_records("eurosat", str(eurosat_root), None, SENTINEL2_BANDS)
+    return loader_records("eurosat", str(eurosat_root))
 
 
 @pytest.mark.parametrize("file_format", ["arrow", "parquet"])
@@ -120,13 +132,84 @@ def test_prepare_command(eurosat_root, tmp_path, capsys):
 
 def test_fine_tuning_reads_a_prepared_split_as_the_loader_does(eurosat_root, tmp_path):
     from spectralgpt_hf.data import EUROSAT_PRESET
-    from spectralgpt_hf.data.shards import load_prepared
 
-    prepare(loader_records("eurosat", str(eurosat_root), "train", SENTINEL2_BANDS), tmp_path / "train",
-            SENTINEL2_BANDS)  # fmt: skip
+    prepare(loader_records("eurosat", str(eurosat_root), "train"), tmp_path / "train", SENTINEL2_BANDS)
     prepared, loaded = load_prepared(tmp_path, "train", preset=EUROSAT_PRESET), load_eurosat(eurosat_root, "train")
     assert len(prepared) == len(loaded) == 2
     for index in range(len(loaded)):
         expected, example = loaded[index], prepared[index]
         np.testing.assert_allclose(example["pixel_values"], expected["pixel_values"], rtol=1e-6, atol=1e-6)
         assert int(example["labels"]) == int(expected["labels"])
+
+
+def assert_same_examples(prepared, loaded):
+    assert len(prepared) == len(loaded) >= 2
+    for index in range(len(loaded)):
+        expected, example = loaded[index], prepared[index]
+        assert example.keys() == expected.keys()
+        for name in expected:
+            assert example[name].dtype == expected[name].dtype
+            np.testing.assert_allclose(example[name], expected[name], rtol=1e-6, atol=1e-6)
+
+
+def test_prepared_segmunich_round_trips(segmunich_root, tmp_path):
+    records = loader_records("segmunich", str(segmunich_root), "train")
+    prepare(records, tmp_path / "train", records.band_names, samples_per_shard=1)
+    images = ShardedImages(tmp_path / "train")
+    assert images.band_names == list(SEGMUNICH_BANDS) and images.index["loader"] == "segmunich"
+    stored = load_segmunich(segmunich_root).with_format(None)
+    for index, loaded in enumerate(load_segmunich(segmunich_root)):
+        example = images.example(index)
+        source = geo.read_bands(stored[index]["image_path"], SEGMUNICH_BANDS, file_band_order=SEGMUNICH_BANDS)
+        np.testing.assert_array_equal(example["bands"], source.data)
+        assert example["label_mask"].dtype == np.uint8
+        np.testing.assert_array_equal(example["label_mask"], loaded["labels"].numpy())
+        assert example["source"] == stored[index]["image_path"] and "labels" not in example
+    assert_same_examples(load_prepared(tmp_path, "train", preset=SEGMUNICH_PRESET), load_segmunich(segmunich_root))
+    # the augmentation moves image and mask together, as the loader's does
+    augmented = [load(augmentation=RandomFlipsAndRotations(seed=3)) for load in (
+        lambda **options: load_prepared(tmp_path, "train", preset=SEGMUNICH_PRESET, **options),
+        lambda **options: load_segmunich(segmunich_root, **options))]  # fmt: skip
+    assert_same_examples(*augmented)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_prepared_oscd_round_trips_with_both_dates_and_class_weights(oscd_root, tmp_path):
+    records = loader_records("oscd", str(oscd_root), "train")
+    prepare(records, tmp_path / "train", records.band_names, samples_per_shard=4, file_format="parquet")
+    # a rerun keeps the finished shards: the index fields read back from plan.json are the same settings
+    rerun = prepare(records, tmp_path / "train", records.band_names, samples_per_shard=4, file_format="parquet")
+    assert rerun.shards_written == 0 and rerun.shards_kept == len(list((tmp_path / "train").glob("shard-*"))) >= 2
+    images = ShardedImages(tmp_path / "train")
+    loaded = load_oscd(oscd_root)
+    stored = loaded.with_format(None)
+    assert images.index["loader_options"] == {"patch_size": 128, "stride": 63}
+    assert images.column("city") == stored["city"]
+    for index in range(len(loaded)):
+        example, expected = images.example(index), loaded[index]
+        window = rasterio.windows.Window(stored[index]["col"], stored[index]["row"], 128, 128)
+        for column, date in (("bands", "source_1"), ("bands_2", "source_2")):
+            source = geo.read_bands(stored[index][date], SENTINEL2_BANDS, window=window)
+            np.testing.assert_array_equal(example[column], source.data)
+        np.testing.assert_array_equal(example["label_mask"], expected["labels"].numpy())
+        assert example["transform"] == list(source.transform)[:6]
+    prepared = load_prepared(tmp_path, "train", preset=OSCD_PRESET, patch_size=128, stride=63)
+    assert_same_examples(prepared, loaded)
+    # the class weights count the cities' whole change maps, as from the loader's dataset, for any subset
+    assert oscd_class_weights(prepared) == oscd_class_weights(loaded)
+    last = range(len(loaded) - 1, len(loaded))
+    assert oscd_class_weights(prepared.select(last)) == oscd_class_weights(loaded.select(last))
+    assert oscd_class_weights(prepared.select(last)) != oscd_class_weights(loaded)
+    with pytest.raises(ValueError, match="prepared with .*'stride': 63.*not {'stride': 50}"):
+        load_prepared(tmp_path, "train", preset=OSCD_PRESET, patch_size=128, stride=50)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_prepare_command_with_mask_loaders(segmunich_root, oscd_root, tmp_path, capsys):
+    assert cli.main(["prepare", str(tmp_path / "seg"), "--loader", "segmunich", "--root", str(segmunich_root)]) == 1
+    assert "needs a split" in capsys.readouterr().err
+    for loader, root in (("segmunich", segmunich_root), ("oscd", oscd_root)):
+        output = tmp_path / loader / "test"
+        command = ["prepare", str(output), "--loader", loader, "--root", str(root), "--split", "test", "--workers", "1"]
+        assert cli.main(command) == 0
+        assert ShardedImages(output).index["has_labels"]

@@ -483,3 +483,21 @@ def test_torch_compile_and_adamw_kernels(tiles, tmp_path, monkeypatch):
     assert compiled_weights.keys() == eager_weights.keys()  # saved without the compile wrapper's prefix
     for name, tensor in eager_weights.items():
         torch.testing.assert_close(compiled_weights[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_compiled_run_saves_a_plain_model_and_resumes(tiles, tmp_path, monkeypatch):
+    compiled = tiny_arguments(tmp_path / "whole", rasters=[str(tiles)], torch_compile=True, max_steps=2,
+                              torch_compile_backend="aot_eager", save_steps=1)  # fmt: skip
+    pretrain(compiled)
+    reset_accelerate_state()
+    for folder in (tmp_path / "whole" / "model", tmp_path / "whole" / "checkpoints" / "step-000002"):
+        _, info = SpectralGPTForPreTraining.from_pretrained(folder, output_loading_info=True)
+        assert (info["missing_keys"], info["unexpected_keys"], info["mismatched_keys"]) == (set(), set(), set())
+    # the first step's checkpoint (the compiled model's weights and optimiser state) continues to the same end
+    first = tmp_path / "whole" / "checkpoints" / "step-000001"
+    pretrain(replace(compiled, output_dir=str(tmp_path / "resumed"), save_steps=100, resume=str(first)))
+    whole = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model" / "model.safetensors")
+    assert resumed.keys() == whole.keys()
+    for name, tensor in whole.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
