@@ -299,7 +299,8 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                        help="model precision (bfloat16 / float16 for GPUs)")  # fmt: skip
+                        help="precision the model computes in (bfloat16 / float16 for GPUs); the output file's "
+                        "type is --output-dtype")  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="compile the model with torch.compile")
     parser.add_argument("--overwrite", action="store_true", help="redo scenes whose output is already complete")
     parser.add_argument(
@@ -326,8 +327,9 @@ def add_product_arguments(parser: argparse.ArgumentParser) -> None:
         help="'fixed': mean/std statistics for every tile instead of the processor's per-tile min-max",
     )  # fmt: skip
     parser.add_argument("--format", dest="output_format", choices=["cog", "gtiff"], default="cog", help="output file")
-    parser.add_argument("--output-dtype", choices=["float32", "float16"], help="type of float outputs (float16 halves "
-                        "embeddings; --dtype is the model's precision)")  # fmt: skip
+    parser.add_argument("--output-dtype", choices=["float32", "float16"], help="type embeddings and class scores are "
+                        "stored as (default float32; float16 halves the file); not --dtype, which is the model's "
+                        "precision")  # fmt: skip
 
 
 def product_options(args: argparse.Namespace) -> dict:

@@ -1,23 +1,29 @@
 # Copyright 2026 The spectralgpt_hf authors. Licensed under the Apache License, Version 2.0.
-"""Sentinel-2 SAFE products (L1C and L2A), as a `.SAFE` folder or a `.SAFE.zip`.
+"""Sentinel-2 SAFE products (L1C and L2A), as a `.SAFE` folder or a `.SAFE.zip`, local or by URL.
 
 The band files are the ones the product metadata (`MTD_MSIL2A.xml` / `MTD_MSIL1C.xml`) lists, read through GDAL's
-JPEG 2000 driver (and `/vsizip/` inside a zip). An L2A product holds most bands at several resolutions; the finest
+JPEG 2000 driver (and `/vsizip/` inside a zip: over the local file, or over `/vsicurl/`, `/vsis3/`, ... for a zip by
+URL, so that both go through one code path and only windows are fetched). An L2A product holds most bands at several resolutions; the finest
 is taken. The metadata also gives the quantification value, the per-band offsets of baseline 04.00 and later, and
 the nodata value (0).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
+import rasterio
+
 from .bands import ALL_SENTINEL2_BANDS, band_and_resolution_from_filename
-from .sources import QUANTIFICATION_SCALE, SourceFiles
+from .sources import QUANTIFICATION_SCALE, SourceFiles, gdal_path, is_remote
 
 _METADATA_NAME = re.compile(r"(?:.*/)?MTD_MSIL(1C|2A)\.xml")
+_OBJECT_STORES = {"s3://": "/vsis3/", "gs://": "/vsigs/"}
 _SCL_STEM = re.compile(r".*_SCL(?:_(\d+)m)?")
 
 
@@ -28,25 +34,61 @@ def is_safe_product(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".zip"
 
 
-def _metadata_file(path: Path) -> tuple[str, bytes, set[str] | None]:
-    """(GDAL path of the product root, the metadata XML, the zip's member names or None for a folder)."""
-    if path.is_dir():
-        metadata = next(path / f"MTD_MSIL{level}.xml" for level in ("2A", "1C") if (path / f"MTD_MSIL{level}.xml").is_file())
-        return str(path), metadata.read_bytes(), None
+def archive_gdal_path(source: str | os.PathLike) -> str:
+    """The path GDAL reads a zip archive at, to chain `/vsizip/` onto: a local file resolved, `https://` through
+    `/vsicurl/`, `s3://` and `gs://` through `/vsis3/` and `/vsigs/`, a GDAL virtual path as it is."""
+    text = os.fspath(source)
+    for scheme, handler in _OBJECT_STORES.items():
+        if text.startswith(scheme):
+            return handler + text[len(scheme) :]
+    return gdal_path(text) if is_remote(text) else str(Path(text).resolve())
+
+
+def _zip_members(source: str | os.PathLike) -> set[str] | None:
+    """The member names of a local zip (None for a remote one: GDAL opens its members but lists none here)."""
+    if is_remote(os.fspath(source)):
+        return None
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            candidates = sorted((name for name in names if _METADATA_NAME.fullmatch(name)), key=len)
-            if not candidates:
-                raise ValueError(
-                    f"{path} holds no MTD_MSIL2A.xml or MTD_MSIL1C.xml, so it is not a zipped Sentinel-2 SAFE product."
-                )
-            xml = archive.read(candidates[0])
+        with zipfile.ZipFile(source) as archive:
+            return set(archive.namelist())
     except zipfile.BadZipFile as error:
-        raise ValueError(f"{path} is not a readable zip file ({error}).") from None
-    root = str(PurePosixPath(candidates[0]).parent)
-    prefix = f"/vsizip/{path.resolve()}"
-    return (prefix if root == "." else f"{prefix}/{root}"), xml, {name for name in names}
+        raise ValueError(f"{source} is not a readable zip file ({error}).") from None
+
+
+def _product_xml(path: str) -> str | None:
+    """The text of the SAFE metadata file at GDAL path `path`, through GDAL's SENTINEL2 driver; None if absent."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # a metadata file has no grid
+            with rasterio.open(path, driver="SENTINEL2") as dataset:
+                return dataset.tags(ns="xml:SENTINEL2").get("xml:SENTINEL2")
+    except rasterio.errors.RasterioIOError:
+        return None
+
+
+def _zip_metadata(source: str, members: set[str] | None) -> tuple[str, str]:
+    """(GDAL path of the product root inside the zip, the metadata XML) of a local or remote zipped SAFE, read
+    through the same `/vsizip/` path over the local file or `/vsicurl/` (`/vsis3/`, ...). The root is the folder of
+    the metadata file where the zip's listing is known (local), else `<name>.SAFE/` as ESA and the Copernicus Data
+    Space deliver it, or the zip's top level."""
+    prefix = f"/vsizip/{archive_gdal_path(source)}"
+    stem = PurePosixPath(source.rstrip("/")).name.removesuffix(".zip").removesuffix(".ZIP").removesuffix(".SAFE")
+    if members is None:
+        candidates = [f"{stem}.SAFE/MTD_MSIL{level}.xml" for level in ("2A", "1C")] + ["MTD_MSIL2A.xml", "MTD_MSIL1C.xml"]
+    else:
+        candidates = sorted((name for name in members if _METADATA_NAME.fullmatch(name)), key=len)
+    for candidate in candidates:
+        xml = _product_xml(f"{prefix}/{candidate}")
+        if xml is not None:
+            root = str(PurePosixPath(candidate).parent)
+            return (prefix if root == "." else f"{prefix}/{root}"), xml
+    raise ValueError(
+        f"Cannot read a Sentinel-2 SAFE product from {source}: no MTD_MSIL2A.xml or MTD_MSIL1C.xml opens in it "
+        f"(looked for {stem}.SAFE/ and the top level); check that the zip exists, is reachable and is a zipped SAFE."
+        if members is None
+        else f"{source} holds no MTD_MSIL2A.xml or MTD_MSIL1C.xml that GDAL's SENTINEL2 driver opens, so it is not a "
+        "zipped Sentinel-2 SAFE product."
+    )
 
 
 def _local_name(element: ElementTree.Element) -> str:
@@ -82,16 +124,32 @@ def _nodata_value(tree: ElementTree.Element) -> float:
     return 0.0
 
 
-def describe_safe(path: Path) -> SourceFiles:
-    """The band files, SCL, radiometry and nodata of a SAFE product folder or zip."""
-    root, xml, members = _metadata_file(path)
+def describe_safe(source: str | os.PathLike) -> SourceFiles:
+    """The band files, SCL, radiometry and nodata of a SAFE product folder, or of a zipped one, local or remote."""
+    text = os.fspath(source)
+    if not is_remote(text) and Path(text).is_dir():
+        path = Path(text)
+        metadata = next(path / f"MTD_MSIL{level}.xml" for level in ("2A", "1C") if (path / f"MTD_MSIL{level}.xml").is_file())
+        root, xml = str(path), metadata.read_bytes()
+
+        def exists(relative: str) -> bool:
+            return (path / relative).is_file()
+
+    else:
+        members = _zip_members(text)
+        root, xml = _zip_metadata(text, members)
+        inner = root.removeprefix(f"/vsizip/{archive_gdal_path(text)}").lstrip("/")
+
+        def exists(relative: str) -> bool:  # a remote zip's missing file is reported when it is opened
+            return members is None or str(PurePosixPath(inner) / relative) in members
+
     try:
         tree = ElementTree.fromstring(xml)
     except ElementTree.ParseError as error:
-        raise ValueError(f"The metadata of the SAFE product {path} is not valid XML ({error}).") from None
+        raise ValueError(f"The metadata of the SAFE product {text} is not valid XML ({error}).") from None
     image_files = [element.text.strip() for element in _elements(tree, "IMAGE_FILE") if element.text]
     if not image_files:
-        raise ValueError(f"The metadata of the SAFE product {path} lists no IMAGE_FILE entries.")
+        raise ValueError(f"The metadata of the SAFE product {text} lists no IMAGE_FILE entries.")
     chosen: dict[str, tuple[int, str]] = {}
     scl: tuple[int, str] | None = None
     for relative in image_files:
@@ -107,19 +165,12 @@ def describe_safe(path: Path) -> SourceFiles:
             if scl is None or resolution < scl[0]:
                 scl = (resolution, relative)
     quantification, offsets = product_radiometry(tree)
-
-    def exists(relative: str) -> bool:
-        if members is None:
-            return (path / relative).is_file()
-        inner = root.split(f"{path.resolve()}", 1)[1].lstrip("/")
-        return str(PurePosixPath(inner) / relative) in members
-
     band_files, missing = {}, {}
     for name, (_, relative) in chosen.items():
         (band_files if exists(relative) else missing)[name] = f"{root}/{relative}"
-    name = path.name.removesuffix(".zip").removesuffix(".SAFE")
+    name = PurePosixPath(text.rstrip("/")).name.removesuffix(".zip").removesuffix(".SAFE")
     return SourceFiles(
-        name=str(path),
+        name=text,
         scene_id=name,
         band_files=band_files,
         missing_files=missing,

@@ -112,3 +112,40 @@ def test_embeddings_as_geoparquet(tmp_path):
     assert points.tolist() == [[600000, 100000], [600080, 100000], [600080, 99920], [600000, 99920], [600000, 100000]]
     last = table.slice(13, 1).to_pylist()[0]
     assert (last["row"], last["col"]) == (2, 3)
+
+
+def test_geoparquet_embeddings_read_back_by_geopandas_and_duckdb(tmp_path):
+    geopandas = pytest.importorskip("geopandas")
+    duckdb = pytest.importorskip("duckdb")
+    shapely = pytest.importorskip("shapely")
+    embeddings = np.random.default_rng(1).standard_normal((6, 4, 3)).astype(np.float32)
+    embeddings[:, 0, 1] = np.nan
+    tif = write(tmp_path / "embeddings.tif", embeddings, nodata=float("nan"), tags={"scene_id": "S2B_T33UVP"})
+    path = write_embeddings_geoparquet(tif, tmp_path / "embeddings.parquet")
+    rows, cols = np.nonzero(~np.isnan(embeddings).all(axis=0))
+    footprints = [
+        shapely.box(600000 + 80 * col, 100000 - 80 * (row + 1), 600000 + 80 * (col + 1), 100000 - 80 * row)
+        for row, col in zip(rows, cols)
+    ]
+
+    frame = geopandas.read_parquet(path)
+    assert frame.crs.to_epsg() == 32633 and frame.geometry.name == "geometry"
+    assert (frame["row"].tolist(), frame["col"].tolist()) == (rows.tolist(), cols.tolist())
+    assert all(shape.equals(box) for shape, box in zip(frame.geometry, footprints))
+    np.testing.assert_array_equal(np.stack(frame["embedding"].to_numpy()), embeddings[:, rows, cols].T)
+    assert set(frame["scene_id"]) == {"S2B_T33UVP"}
+
+    # DuckDB without its spatial extension: the rows, the `geo` key, and the column taken as a geometry in the CRS
+    with duckdb.connect() as connection:
+        query = f"SELECT scene_id, row, col, embedding, ST_AsText(geometry), typeof(geometry) FROM '{path}'"
+        result = connection.sql(query + " ORDER BY row, col").fetchall()
+        assert [(row, col) for _, row, col, *_ in result] == list(zip(rows.tolist(), cols.tolist()))
+        np.testing.assert_array_equal([values for *_, values, _, _ in result], embeddings[:, rows, cols].T)
+        assert [shapely.from_wkt(text).equals(box) for (*_, text, _), box in zip(result, footprints)] == [True] * len(rows)
+        assert {scene for scene, *_ in result} == {"S2B_T33UVP"}
+        assert all(kind.startswith("GEOMETRY(") and '"code":32633' in kind for *_, kind in result)
+        [(geo,)] = connection.sql(f"SELECT value FROM parquet_kv_metadata('{path}') WHERE key = 'geo'").fetchall()
+        assert json.loads(geo)["columns"]["geometry"]["encoding"] == "WKB"
+        connection.sql("SET enable_geoparquet_conversion = false")  # the raw column: WKB bytes
+        wkb = [value for (value,) in connection.sql(f"SELECT geometry FROM '{path}' ORDER BY row, col").fetchall()]
+        assert [shapely.from_wkb(value).equals(box) for value, box in zip(wkb, footprints)] == [True] * len(wkb)

@@ -2,6 +2,7 @@
 radiometry, nodata and masks; and the one-line errors of broken inputs. Products are built from the real bands."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -12,6 +13,7 @@ from sentinel2_products import corrected_folder, product_root, safe, safe_zip, s
 
 from spectralgpt_hf.geo import describe_source, open_scene, read_bands
 from spectralgpt_hf.geo.masks import SCL_INVALID, parse_mask
+from spectralgpt_hf.geo.products import archive_gdal_path, describe_safe
 
 BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 
@@ -182,3 +184,33 @@ def test_l1c_product_without_resolution_folders(data_dir, tmp_path):
     bands = read_bands(safe, ["B02", "B10"])
     stored = read_bands(safe, ["B02", "B10"], radiometric_correction=False)
     np.testing.assert_allclose(bands.data, stored.data - 1000)
+
+
+def test_remote_safe_zips_are_read_through_vsizip_over_their_url():
+    name = f"{products.PRODUCT}.SAFE.zip"
+    assert archive_gdal_path(f"https://example.com/a/{name}") == f"/vsicurl/https://example.com/a/{name}"
+    assert archive_gdal_path(f"/vsicurl/https://example.com/{name}") == f"/vsicurl/https://example.com/{name}"
+    assert archive_gdal_path(f"s3://bucket/a/{name}") == f"/vsis3/bucket/a/{name}"
+    assert archive_gdal_path(f"gs://bucket/{name}") == f"/vsigs/bucket/{name}"
+
+
+def test_a_zip_by_gdal_path_is_described_as_the_local_zip(safe_zip):
+    # /vsimem/ is a GDAL virtual path like /vsicurl/: no listing, the metadata found and read through /vsizip/
+    with rasterio.io.MemoryFile(safe_zip.read_bytes(), filename=safe_zip.name) as memory:
+        assert memory.name.startswith("/vsimem/") and memory.name.endswith(safe_zip.name)
+        remote, local = describe_safe(memory.name), describe_safe(safe_zip)
+        assert local.band_files["B02"].startswith(f"/vsizip/{safe_zip.resolve()}/{products.PRODUCT}.SAFE/")
+        prefix = f"/vsizip/{memory.name}"
+        assert remote.band_files == {band: prefix + path.split(safe_zip.name, 1)[1] for band, path in local.band_files.items()}
+        assert (remote.offsets, remote.quantification, remote.nodata) == (local.offsets, local.quantification, local.nodata)
+        assert remote.scene_id == local.scene_id == products.PRODUCT and remote.scl.startswith(prefix)
+        with rasterio.open(remote.band_files["B8A"]) as band, rasterio.open(local.band_files["B8A"]) as same:
+            np.testing.assert_array_equal(band.read(window=((0, 16), (0, 16))), same.read(window=((0, 16), (0, 16))))
+
+
+def test_unreachable_safe_zip_is_a_one_line_error_naming_the_url():
+    url = f"http://127.0.0.1:9/{products.PRODUCT}.SAFE.zip"
+    with rasterio.Env(GDAL_HTTP_TIMEOUT=2, GDAL_HTTP_MAX_RETRY=0):
+        with pytest.raises(ValueError, match=f"Cannot read a Sentinel-2 SAFE product from {re.escape(url)}") as error:
+            describe_safe(url)
+    assert "\n" not in str(error.value)
