@@ -12,18 +12,18 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 
 from ..configuration_spectralgpt import SENTINEL2_BANDS
 from ..geo import open_scene
-from ..image_processing_spectralgpt import BIGEARTHNET_MEAN, BIGEARTHNET_STD, SpectralGPTImageProcessor
+from ..image_processing_spectralgpt import (
+    BIGEARTHNET_MEAN,
+    BIGEARTHNET_STD,
+    SpectralGPTImageProcessor,
+)
 from .tiling import OutputLayout, TileBatch, TiledScene, run_tiles
 
 CLASS_MAP_NODATA = 255
-# GDAL's block cache defaults to 5 % of the machine's memory and fills up with the scene's blocks; a small bound
-# keeps memory flat as scenes grow (each block is read about once, so a larger cache buys nothing).
-GDAL_CACHE_MB = 32
 
 
 def class_scores(model, batch: TileBatch, interpolate: bool) -> torch.Tensor:
@@ -183,7 +183,7 @@ def predict_scene(
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
     processor, band_names = scene_normalisation(model, processor, normalization)
     options = dict(nodata=nodata, mask=mask, radiometric_correction=radiometric_correction, **open_options)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene, (
+    with open_scene(input, band_names, **options) as scene, (
         open_scene(input_2, band_names, **options) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
         tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2, reader=reader)
@@ -244,7 +244,7 @@ def embed_scene(
     tile, overlap = scene_tiling(model.config, tile, overlap, aligned=True)
     processor, band_names = scene_normalisation(model, processor, normalization)
     options = dict(nodata=nodata, mask=mask, radiometric_correction=radiometric_correction, **open_options)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene:
+    with open_scene(input, band_names, **options) as scene:
         tiles = TiledScene(scene, processor, tile, overlap, align=patch, reader=reader)
         written = {"output_format": output_format, "output_dtype": output_dtype, "tags": {"scene_id": scene.scene_id}}
         output = run_tiles(
