@@ -493,20 +493,10 @@ class Scene:
         self.close()
 
 
-def open_scene(
-    source: str | os.PathLike,
-    band_names: Sequence[str] = SENTINEL2_BANDS,
-    *,
-    file_band_order: Sequence[str] | str | None = None,
-    fill_missing: bool = False,
-    resampling: str = "bilinear",
-    nodata: float | None = None,
-    mask: str | os.PathLike | Sequence[int] | MaskSpec | None = None,
-    radiometric_correction: bool = True,
-) -> Scene:
+def open_scene(source: str | os.PathLike, band_names: Sequence[str] = SENTINEL2_BANDS, **options) -> Scene:
     """Open a stacked GeoTIFF or a per-band folder for repeated windowed reads; use it as a context manager.
 
-    Args:
+    Args (the keyword-only `options` are those of `Scene`, which this returns):
         source: a stacked multi-band GeoTIFF, or a folder of single-band GeoTIFFs named by band.
         band_names: the bands to return, in this order (any spelling `canonical_band_name` accepts).
         file_band_order: for a stacked file without band descriptions: its band names in file order, or a key
@@ -521,10 +511,7 @@ def open_scene(
         radiometric_correction: apply the product's offset and quantification value so that values are
             reflectance x 10000 (what the published checkpoints expect); False returns the stored values.
     """
-    return Scene(
-        source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling,
-        nodata=nodata, mask=mask, radiometric_correction=radiometric_correction,
-    )  # fmt: skip
+    return Scene(source, band_names, **options)
 
 
 def read_bands(
