@@ -4,6 +4,7 @@ benchmarks/RESULTS.md, section "Scene pipeline").
     python benchmarks/pipeline.py                 # tiles/s per process (stacked, per-band) and scenes per hour
     python benchmarks/pipeline.py --tiles-only    # tiles/s only
     python benchmarks/pipeline.py --reader tile   # the per-tile reader, for comparison
+    python benchmarks/pipeline.py --gpu           # scenes per hour on GPUs: base model, bf16, --compile
 
 The scene is a 2136 x 2136 px mosaic (2 x 2 copies) of the real Major-TOM sample, written once into a temporary
 folder in both layouts: one stacked 12-band GeoTIFF on the 10 m grid, and per-band files at 10, 20 and 60 m as
@@ -142,25 +143,33 @@ def tiles_per_second(reader: str, rounds: int) -> dict[str, dict[str, float]]:
     return results
 
 
-def scenes_per_hour(processes: int, scenes: int = 4) -> float:
+def scenes_per_hour(processes: int, scenes: int = 4, gpu: bool = False) -> float:
     """Scenes per hour of the 1068 px sample (per-band files) through `spectralgpt-hf embed` in `processes`
-    processes, model load and start-up included."""
+    processes, model load and start-up included: the near-free model on the CPU, or with `gpu` the base model
+    (768 wide, 12 layers) in bfloat16 with --compile, one GPU per process."""
+    from spectralgpt_hf import SpectralGPTConfig, SpectralGPTModel
+
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        near_free_model().save_pretrained(folder / "model")
+        model = SpectralGPTModel(SpectralGPTConfig(image_size=TILE)) if gpu else near_free_model()
+        model.save_pretrained(folder / "model")
         inputs = []
         for index in range(scenes):
             os.symlink(sample_folder(), folder / f"scene{index}")
             inputs += ["--input", str(folder / f"scene{index}")]
         arguments = ["embed", "--model", str(folder / "model"), *inputs, "--output", str(folder / "out"),
                      "--tile", str(TILE), "--overlap", str(OVERLAP), "--quiet"]  # fmt: skip
+        if gpu:
+            arguments += ["--dtype", "bfloat16", "--compile"]
         if processes == 1:
             command = [sys.executable, "-m", "spectralgpt_hf", *arguments]
         else:
             command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                        str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                        "-m", "spectralgpt_hf", *arguments]  # fmt: skip
-        environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": str(max(1, os.cpu_count() // processes))}
+        environment = {**os.environ, "OMP_NUM_THREADS": str(max(1, os.cpu_count() // processes))}
+        if not gpu:
+            environment["ACCELERATE_USE_CPU"] = "true"
         start = time.perf_counter()
         subprocess.run(command, env=environment, check=True, cwd=ROOT, capture_output=True)
         return scenes * 3600 / (time.perf_counter() - start)
@@ -171,9 +180,17 @@ def main() -> None:
     parser.add_argument("--reader", choices=["strip", "tile"], default="strip")
     parser.add_argument("--tiles-only", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
+    parser.add_argument("--gpu", action="store_true", help="scenes per hour only: base model, bf16, --compile, "
+                        "on 1 and (with two GPUs) 2 GPUs")  # fmt: skip
     args = parser.parse_args()
-    figures = {"tiles_per_second": tiles_per_second(args.reader, args.rounds)}
-    if not args.tiles_only:
+    if args.gpu:
+        import torch
+
+        counts = (1, 2) if torch.cuda.device_count() >= 2 else (1,)
+        figures = {"scenes_per_hour_gpu": {count: scenes_per_hour(count, gpu=True) for count in counts}}
+    else:
+        figures = {"tiles_per_second": tiles_per_second(args.reader, args.rounds)}
+    if not (args.tiles_only or args.gpu):
         figures["scenes_per_hour"] = {processes: scenes_per_hour(processes) for processes in (1, 2)}
     print(json.dumps(figures, indent=1))
 
