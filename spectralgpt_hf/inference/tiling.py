@@ -153,9 +153,10 @@ class TiledScene:
             yield TileBatch(rows, cols, self.normalise([data for *_, data, _ in chunk]), pixel_values_2, valid)
 
     def normalise(self, tiles: list[np.ndarray]) -> torch.Tensor:
+        """(B, bands, tile, tile) float32 pixel values of the tiles, as the image processor returns them."""
         processor = self.processor
-        plain = not (processor.do_rescale or processor.do_resize or processor.do_center_crop)
-        if not plain or processor.band_mean_channels or processor.normalization not in ("min_max", "mean_std"):
+        reshaped = processor.do_rescale or processor.do_resize or processor.do_center_crop
+        if reshaped or processor.band_mean_channels or processor.normalization not in ("min_max", "mean_std"):
             return processor(np.stack(tiles), return_tensors="pt")["pixel_values"]
         # The processor's own arithmetic (float64, NaN left out of min-max and zeroed after) in numpy, which costs
         # a fifteenth of the processor's per-image torch path and gives the same values bit for bit.
