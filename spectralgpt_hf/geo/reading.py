@@ -31,6 +31,7 @@ does not cover, or a pixel that `mask` masks) are NaN in `RasterBands.data` and 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,87 @@ class _NearestOnGrid:
         return self.dataset.read(window=source_window, out_shape=shape, resampling=Resampling.nearest)
 
 
+class _UpsampledOnGrid:
+    """A coarser band on the scene's grid, for one in the same CRS whose pixels are a whole number `factor` of the
+    grid's and share its origin (Sentinel-2's 20 m and 60 m bands): each window reads only the source pixels under
+    it (plus one for the kernel) and resamples them with vectorised arithmetic, several times faster than GDAL's
+    warper. Values are the warper's, bit for bit: "nearest" takes the source pixel under each centre; "bilinear"
+    interpolates linearly between source pixel centres, clamped at the edges, over the valid neighbours only. A
+    pixel whose centre falls on an invalid source pixel, or outside the source, is NaN."""
+
+    METHODS = (Resampling.nearest, Resampling.bilinear)
+
+    def __init__(self, dataset, factor: int, resampling: Resampling, nodata: float | None):
+        self.dataset, self.factor, self.resampling, self.nodata = dataset, factor, resampling, nodata
+        self.name = dataset.name
+
+    @classmethod
+    def for_grid(cls, dataset, crs, transform: rasterio.Affine, resampling: Resampling, nodata):
+        """The reader of `dataset` on the grid (crs, transform), or None where this fast path does not apply."""
+        source = dataset.transform
+        factor = round(source.a / transform.a) if transform.a else 0
+        aligned = (source.b, source.d, transform.b, transform.d) == (0, 0, 0, 0) and factor >= 1
+        aligned = aligned and (source.a, source.e) == (transform.a * factor, transform.e * factor)
+        aligned = aligned and (source.c, source.f) == (transform.c, transform.f)
+        if dataset.crs != crs or resampling not in cls.METHODS or not aligned or dataset.count != 1:
+            return None
+        return cls(dataset, factor, resampling, nodata)
+
+    def source_span(self, start: int, stop: int, size: int) -> tuple:
+        """For grid pixels [start, stop) along one axis: the neighbouring source pixels (first, second, clamped to
+        the source), the weight of the second, the source pixel under each centre, and the source range to read."""
+        centres = (np.arange(start, stop, dtype=np.float64) + 0.5) / self.factor - 0.5
+        first = np.floor(centres)
+        weight = centres - first
+        first = first.astype(np.int64)
+        under = np.arange(start, stop) // self.factor
+        if self.resampling == Resampling.nearest:
+            first, weight = under, np.zeros(len(under))
+        low = max(0, min(int(first[0]), size - 1))
+        high = max(low + 1, min(int(first[-1]) + 2, size))
+        second = np.clip(first + 1, 0, size - 1) - low
+        return np.clip(first, 0, size - 1) - low, second, weight, under, low, high
+
+    def read(self, index, window: Window) -> np.ndarray:
+        rows, cols = window.toranges()
+        row_first, row_second, row_weight, row_under, top, bottom = self.source_span(*rows, self.dataset.height)
+        col_first, col_second, col_weight, col_under, left, right = self.source_span(*cols, self.dataset.width)
+        spans = row_first, row_second, row_weight, col_first, col_second, col_weight
+        # float64, as the warper computes, so that the values are its own bit for bit
+        source = self.dataset.read(1, window=Window(left, top, right - left, bottom - top)).astype(np.float64)
+        valid = np.isfinite(source)
+        if self.nodata is not None:
+            valid &= source != self.nodata
+        inside_rows, inside_cols = row_under < self.dataset.height, col_under < self.dataset.width
+        if valid.all():
+            values = self.interpolate(source, *spans)
+            if inside_rows.all() and inside_cols.all():
+                return self.shaped(values, index)
+        else:  # weighted by the valid neighbours only
+            values = self.interpolate(np.where(valid, source, 0.0), *spans)
+            weights = self.interpolate(valid.astype(np.float64), *spans)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values /= weights
+            values[weights < 1e-5] = np.nan
+        centre_valid = np.zeros(values.shape, dtype=bool)
+        centre_valid[np.ix_(inside_rows, inside_cols)] = valid[
+            np.ix_(row_under[inside_rows] - top, col_under[inside_cols] - left)
+        ]
+        values[~centre_valid] = np.nan
+        return self.shaped(values, index)
+
+    @staticmethod
+    def shaped(values: np.ndarray, index) -> np.ndarray:
+        """(rows, cols) for a band index, (1, rows, cols) for a list of them, as rasterio's `read` returns."""
+        return values if np.isscalar(index) else values[np.newaxis]
+
+    @staticmethod
+    def interpolate(source, row_first, row_second, row_weight, col_first, col_second, col_weight) -> np.ndarray:
+        """Separable linear interpolation: first between source rows, then between source columns."""
+        along_rows = source[row_first] * (1 - row_weight)[:, None] + source[row_second] * row_weight[:, None]
+        return along_rows[:, col_first] * (1 - col_weight) + along_rows[:, col_second] * col_weight
+
+
 class Scene:
     """An open raster source (stacked file, per-band folder, SAFE product, STAC Item), read by window on its finest
     grid.
@@ -163,6 +245,9 @@ class Scene:
                 for position, name in enumerate(self.band_names)
                 if name in layers
             ]
+            self._layers_by_reader: dict[object, list[_BandLayer]] = {}
+            for layer in self._layers:
+                self._layers_by_reader.setdefault(layer.reader, []).append(layer)
             self._mask = self._open_mask()
         except BaseException:
             self._files.close()
@@ -282,6 +367,12 @@ class Scene:
         nodata = self._source_nodata(dataset)
         if (dataset.crs, dataset.transform, dataset.shape) == (self.crs, self.transform, (self.height, self.width)):
             return dataset, 1, nodata
+        if not keep_dtype:
+            upsampled = _UpsampledOnGrid.for_grid(
+                dataset, self.crs, self.transform, resampling or self._resampling, nodata
+            )
+            if upsampled is not None:
+                return upsampled, 1, None
         # A warped view onto the finest grid: reading a window of it reads only the matching source pixels (plus
         # the resampling kernel's margin), and marks pixels the band does not cover as NaN (masks: as 0).
         options = {} if keep_dtype else {"dtype": "float32", "nodata": float("nan"), "src_nodata": nodata}
@@ -314,6 +405,21 @@ class Scene:
     def shape(self) -> tuple[int, int]:
         return self.height, self.width
 
+    def block_cache_bytes(self, rows: int) -> int:
+        """Bytes of GDAL block cache that keep each block a read of `rows` grid rows decodes until the reads that
+        follow have moved past it (the block rows it spans and one more, in every file), so that reading a scene
+        strip by strip decodes each block once."""
+        readers = [*self._layers_by_reader, *([self._mask[0]] if self._mask else [])]
+        datasets = {getattr(reader, "dataset", reader) for reader in readers}
+        datasets |= {dataset.src_dataset for dataset in datasets if isinstance(dataset, WarpedVRT)}
+        total = 0
+        for dataset in datasets:
+            block_rows = dataset.block_shapes[0][0]
+            source_rows = math.ceil(rows * abs(self.transform.e / dataset.transform.e)) + 2
+            spanned = (math.ceil(source_rows / block_rows) + 1) * block_rows
+            total += spanned * dataset.width * dataset.count * np.dtype(dataset.dtypes[0]).itemsize
+        return total
+
     def _checked_window(self, window: Window | None) -> Window:
         if window is None:
             return Window(0, 0, self.width, self.height)
@@ -339,17 +445,12 @@ class Scene:
         window = self._checked_window(window)
         data = np.full((len(self.band_names), window.height, window.width), np.nan, dtype=np.float32)
         invalid = np.zeros((window.height, window.width), dtype=bool)
-        for layer in self._layers:
-            values = self._read_layer(layer.reader, layer.index, window, f"band {layer.band}")
-            layer_invalid = ~np.isfinite(values)
-            if layer.nodata is not None:
-                layer_invalid |= values == layer.nodata
-            if (layer.offset, layer.gain) == (0.0, 1.0):
-                data[layer.output_position] = values
-            else:
-                data[layer.output_position] = (values.astype(np.float32) + layer.offset) * layer.gain
-            data[layer.output_position][layer_invalid] = np.nan
-            invalid |= layer_invalid
+        for reader, layers in self._layers_by_reader.items():
+            # one read per file: the layers of a pixel-interleaved stack share blocks, decoded once for all
+            names = ", ".join(layer.band for layer in layers)
+            stack = self._read_layer(reader, [layer.index for layer in layers], window, f"bands {names}")
+            for layer, values in zip(layers, stack):
+                self._add_layer(data, invalid, layer, values)
         if self._mask is not None:
             reader, spec = self._mask
             masked = spec.masked(self._read_layer(reader, None, window, "the mask"))
@@ -363,6 +464,18 @@ class Scene:
             valid_mask=~invalid,
             missing_bands=self.missing_bands,
         )
+
+    @staticmethod
+    def _add_layer(data: np.ndarray, invalid: np.ndarray, layer: _BandLayer, values: np.ndarray) -> None:
+        layer_invalid = ~np.isfinite(values)
+        if layer.nodata is not None:
+            layer_invalid |= values == layer.nodata
+        if (layer.offset, layer.gain) == (0.0, 1.0):
+            data[layer.output_position] = values
+        else:
+            data[layer.output_position] = (values.astype(np.float32) + layer.offset) * layer.gain
+        data[layer.output_position][layer_invalid] = np.nan
+        invalid |= layer_invalid
 
     def _read_layer(self, reader, index, window: Window, what: str) -> np.ndarray:
         try:
@@ -380,20 +493,10 @@ class Scene:
         self.close()
 
 
-def open_scene(
-    source: str | os.PathLike,
-    band_names: Sequence[str] = SENTINEL2_BANDS,
-    *,
-    file_band_order: Sequence[str] | str | None = None,
-    fill_missing: bool = False,
-    resampling: str = "bilinear",
-    nodata: float | None = None,
-    mask: str | os.PathLike | Sequence[int] | MaskSpec | None = None,
-    radiometric_correction: bool = True,
-) -> Scene:
+def open_scene(source: str | os.PathLike, band_names: Sequence[str] = SENTINEL2_BANDS, **options) -> Scene:
     """Open a stacked GeoTIFF or a per-band folder for repeated windowed reads; use it as a context manager.
 
-    Args:
+    Args (the keyword-only `options` are those of `Scene`, which this returns):
         source: a stacked multi-band GeoTIFF, or a folder of single-band GeoTIFFs named by band.
         band_names: the bands to return, in this order (any spelling `canonical_band_name` accepts).
         file_band_order: for a stacked file without band descriptions: its band names in file order, or a key
@@ -408,10 +511,7 @@ def open_scene(
         radiometric_correction: apply the product's offset and quantification value so that values are
             reflectance x 10000 (what the published checkpoints expect); False returns the stored values.
     """
-    return Scene(
-        source, band_names, file_band_order=file_band_order, fill_missing=fill_missing, resampling=resampling,
-        nodata=nodata, mask=mask, radiometric_correction=radiometric_correction,
-    )  # fmt: skip
+    return Scene(source, band_names, **options)
 
 
 def read_bands(

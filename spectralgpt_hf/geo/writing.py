@@ -145,11 +145,14 @@ def open_output(
     """An open writer for a model output; the file appears at `path` complete, or not at all.
 
     `output_format` "cog" (default) writes a Cloud-Optimized GeoTIFF (GDAL's COG driver: 512 px tiles, internal
-    overviews, predictor, `compress`) by writing a tiled GeoTIFF beside it first and converting it at the end;
-    "gtiff" writes the tiled GeoTIFF only. BigTIFF is used when `bigtiff_needed`. `output_dtype="float16"` stores
-    float32 values as 16-bit floats (half the size; read back as float32). `class_names` (for uint8 class maps)
-    adds a colour table and the names, as JSON, in the `class_names` tag. `grid`: the file's size, bands and
-    georeferencing as `open_geotiff_for_writing` takes them (height, width, count, crs, transform, nodata, ...).
+    overviews, predictor, `compress`), "gtiff" a tiled GeoTIFF (512 px tiles, predictor, `compress`). Both are
+    written as a GeoTIFF of strips beside the output first and converted at the end: writing rows into strips
+    needs no block to be read back, however many bands the output has, where writing rows into 512 px tiles of
+    hundreds of bands would hold (or re-read) every tile of a row of tiles. BigTIFF is used when `bigtiff_needed`.
+    `output_dtype="float16"` stores float32 values as 16-bit floats (half the size; read back as float32).
+    `class_names` (for uint8 class maps) adds a colour table and the names, as JSON, in the `class_names` tag.
+    `grid`: the file's size, bands and georeferencing as `open_geotiff_for_writing` takes them (height, width,
+    count, crs, transform, nodata, ...).
     """
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}.")
@@ -161,28 +164,24 @@ def open_output(
     bigtiff = bigtiff_needed(
         grid["height"], grid["width"], grid["count"], np.float16 if half else dtype, overviews=output_format == "cog"
     )
-    options = {"tiled": True, "blockxsize": 512, "blockysize": 512, "bigtiff": "YES" if bigtiff else "NO"}
-    if half:
-        options["nbits"] = 16
+    staging_options = {"tiled": False, "blockysize": STAGING_STRIP_ROWS, "compress": "zstd", "zstd_level": 1}
     with contextlib.ExitStack() as stack:
         final = stack.enter_context(atomic_file(path))
-        if output_format == "gtiff":
-            staging = final
-            options.update(compress=compress, predictor=3 if np.dtype(dtype).kind == "f" else 2)
-        else:
-            staging = stack.enter_context(_temporary_beside(Path(path), ".staging.tif"))
-            options.update(compress="zstd", zstd_level=1)  # fast: only read once, by the conversion
-        with open_geotiff_for_writing(
-            staging, dtype=dtype, **grid, **options
-        ) as destination:
+        staging = stack.enter_context(_temporary_beside(Path(path), ".staging.tif"))
+        staging_options["bigtiff"] = "YES" if bigtiff_needed(grid["height"], grid["width"], grid["count"], dtype,
+                                                             overviews=False) else "NO"  # fmt: skip
+        with open_geotiff_for_writing(staging, dtype=dtype, **grid, **staging_options) as destination:
             if class_names is not None:
                 destination.write_colormap(1, class_colormap(len(class_names), grid.get("nodata")))
                 destination.update_tags(class_names=json.dumps(list(class_names)))
             if tags:
                 destination.update_tags(**tags)
             yield destination
-        if output_format == "cog":
-            _convert_to_cog(staging, final, dtype, compress, bigtiff, half, class_names is not None)
+        _convert(staging, final, output_format, dtype, compress, bigtiff, half, class_names is not None)
+
+
+# Rows per strip of the staging file: small, so that a strip of tile rows in progress covers few partial strips.
+STAGING_STRIP_ROWS = 16
 
 
 @contextlib.contextmanager
@@ -195,17 +194,16 @@ def _temporary_beside(path: Path, suffix: str) -> Iterator[Path]:
         temporary.with_name(temporary.name + ".aux.xml").unlink(missing_ok=True)
 
 
-def _convert_to_cog(source: Path, destination: Path, dtype, compress, bigtiff, half, categorical) -> None:
+def _convert(source: Path, destination: Path, output_format, dtype, compress, bigtiff, half, categorical) -> None:
     import rasterio.shutil
 
-    options = {
-        "compress": compress,
-        "predictor": "YES",  # 2 for integers, 3 for floats
-        "bigtiff": "YES" if bigtiff else "NO",
-        "blocksize": 512,
-        "overview_resampling": "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average",
-        "num_threads": "ALL_CPUS",
-    }
+    options = {"compress": compress, "bigtiff": "YES" if bigtiff else "NO", "num_threads": "ALL_CPUS"}
     if half:
         options["nbits"] = 16
-    rasterio.shutil.copy(source, destination, driver="COG", **options)
+    if output_format == "cog":
+        overviews = "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average"
+        options.update(predictor="YES", blocksize=512, overview_resampling=overviews)  # predictor 2 or 3 by dtype
+        rasterio.shutil.copy(source, destination, driver="COG", **options)
+    else:
+        options.update(predictor=3 if np.dtype(dtype).kind == "f" else 2, tiled=True, blockxsize=512, blockysize=512)
+        rasterio.shutil.copy(source, destination, driver="GTiff", **options)

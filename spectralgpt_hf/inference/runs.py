@@ -308,9 +308,6 @@ def run_scenes(
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
     jobs = as_jobs(scenes)
-    # Reading in a background thread makes the moment GDAL's block cache writes an output block out vary, and with
-    # it the file's block layout (not its values); runs keep outputs byte-identical, so they read in this thread.
-    scene_options.setdefault("prefetch", 0)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     processes = Processes.current()

@@ -9,21 +9,22 @@ interrupted run leaves no partial file).
 import contextlib
 import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 
 from ..configuration_spectralgpt import SENTINEL2_BANDS
-from ..geo import open_scene
-from ..image_processing_spectralgpt import BIGEARTHNET_MEAN, BIGEARTHNET_STD, SpectralGPTImageProcessor
+from ..geo import Scene, open_scene
+from ..image_processing_spectralgpt import (
+    BIGEARTHNET_MEAN,
+    BIGEARTHNET_STD,
+    SpectralGPTImageProcessor,
+)
 from .tiling import OutputLayout, TileBatch, TiledScene, run_tiles
 
 CLASS_MAP_NODATA = 255
-# GDAL's block cache defaults to 5 % of the machine's memory and fills up with the scene's blocks; a small bound
-# keeps memory flat as scenes grow (each block is read about once, so a larger cache buys nothing).
-GDAL_CACHE_MB = 32
 
 
 def class_scores(model, batch: TileBatch, interpolate: bool) -> torch.Tensor:
@@ -131,26 +132,60 @@ def scene_normalisation(model, processor, normalization) -> tuple[SpectralGPTIma
     return processor, band_names
 
 
+@dataclass(frozen=True)
+class SceneOptions:
+    """
+    How `predict_scene` and `embed_scene` read, tile and write a scene: their keyword arguments.
+
+    Args:
+        processor: the normalisation; default per-tile min-max, which the original segmentation and change
+            detection models were trained with.
+        tile: tile side in pixels; default the model's image size. Other sizes use interpolated position tables.
+        overlap: pixels shared by neighbouring tiles, blended with linear ramps; default a quarter of the tile in
+            whole patches (32 for 128 px). See `scene_tiling`.
+        batch_size: tiles per forward pass (batches are filled across rows of tiles).
+        progress: a progress bar over the tiles.
+        nodata, mask, radiometric_correction, file_band_order, fill_missing, resampling: how the input (both
+            dates) is read (see `spectralgpt_hf.geo.open_scene`): masked and nodata pixels are left out of the
+            normalisation and written as nodata.
+        normalization: "processor" (the processor's own) or "fixed" (mean/std statistics, see `fixed_statistics`).
+        output_format: "cog" (Cloud-Optimized GeoTIFF) or "gtiff"; output_dtype "float16" halves float outputs
+            (class scores, embeddings).
+        reader: "strip" (each row of tiles read once, tiles cut from memory) or "tile" (one read per tile); both
+            give the same tiles.
+        prefetch: batches read ahead in a background thread while the model runs (0: none); the output is the
+            same, byte for byte.
+    """
+
+    processor: SpectralGPTImageProcessor | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    batch_size: int = 8
+    progress: bool = True
+    nodata: float | None = None
+    mask: object = None
+    radiometric_correction: bool = True
+    file_band_order: object = None
+    fill_missing: bool = False
+    resampling: str = "bilinear"
+    normalization: str = "processor"
+    output_format: str = "cog"
+    output_dtype: str | None = None
+    reader: str = "strip"
+    prefetch: int = 2
+
+    def open(self, source: str | os.PathLike, band_names: list[str]) -> Scene:
+        names = ("nodata", "mask", "radiometric_correction", "file_band_order", "fill_missing", "resampling")
+        return open_scene(source, band_names, **{name: getattr(self, name) for name in names})
+
+    def run(self, model, tiles: TiledScene, output, layout: OutputLayout, **how) -> Path:
+        """`run_tiles` with these options' batch size, progress and prefetching."""
+        return run_tiles(model, tiles, output, layout, batch_size=self.batch_size, progress=self.progress,
+                         prefetch=self.prefetch, **how)  # fmt: skip
+
+
 def predict_scene(
-    model,
-    input: str | os.PathLike,
-    output: str | os.PathLike,
-    *,
-    input_2: str | os.PathLike | None = None,
-    processor: SpectralGPTImageProcessor | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int = 8,
-    progress: bool = True,
-    nodata: float | None = None,
-    mask=None,
-    radiometric_correction: bool = True,
-    normalization: str = "processor",
-    output_format: str = "cog",
-    output_dtype: str | None = None,
-    reader: str = "strip",
-    prefetch: int = 2,
-    **open_options,
+    model, input: str | os.PathLike, output: str | os.PathLike, *, input_2: str | os.PathLike | None = None, **options
 ) -> Path:
     """
     Runs a classification, segmentation or change-detection model over a whole scene and writes a GeoTIFF on the
@@ -158,107 +193,60 @@ def predict_scene(
 
     Segmentation and change detection (`input_2`: the second date, on the same grid) give a uint8 class map
     (nodata 255 where the input has no valid pixel); classification gives one float32 band of blended class
-    scores per label, from the tiles covering each pixel.
+    scores per label, from the tiles covering each pixel. Class maps carry a colour table and the class names
+    (`id2label`) in their `class_names` tag.
 
     Args:
         model: a SpectralGPT head (eval mode is set here).
         input: a stacked GeoTIFF or a folder of per-band files (see `spectralgpt_hf.geo.open_scene`).
-        tile: tile side in pixels; default the model's image size. Other sizes use interpolated position tables.
-        overlap: pixels shared by neighbouring tiles, blended with linear ramps; default a quarter of the tile in
-            whole patches (32 for 128 px). See `scene_tiling`.
-        processor: the normalisation; default per-tile min-max, which the original segmentation and change
-            detection models were trained with.
-        nodata, mask, radiometric_correction: how the input is read (see `spectralgpt_hf.geo.open_scene`): masked
-            and nodata pixels are left out of the normalisation and written as nodata.
-        normalization: "processor" (the processor's own) or "fixed" (mean/std statistics, see `fixed_statistics`).
-        output_format: "cog" (Cloud-Optimized GeoTIFF) or "gtiff"; output_dtype "float16" halves class scores.
-            Class maps carry a colour table and the class names (`id2label`) in their `class_names` tag.
-        reader: "strip" (each row of tiles read once, tiles cut from memory) or "tile" (one read per tile); both
-            give the same tiles.
-        prefetch: batches read ahead in a background thread while the model runs (0: none).
-        open_options: further `spectralgpt_hf.geo.open_scene` options for both dates (e.g. `file_band_order`).
+        options: `SceneOptions` fields (tile, overlap, batch_size, processor, normalization, nodata, mask,
+            output_format, output_dtype, reader, prefetch, ...).
     """
+    options = SceneOptions(**options)
     model.eval()
-    tile, overlap = scene_tiling(model.config, tile, overlap)
+    tile, overlap = scene_tiling(model.config, options.tile, options.overlap)
     labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
-    processor, band_names = scene_normalisation(model, processor, normalization)
-    options = dict(nodata=nodata, mask=mask, radiometric_correction=radiometric_correction, **open_options)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene, (
-        open_scene(input_2, band_names, **options) if input_2 is not None else contextlib.nullcontext()
+    processor, band_names = scene_normalisation(model, options.processor, options.normalization)
+    with options.open(input, band_names) as scene, (
+        options.open(input_2, band_names) if input_2 is not None else contextlib.nullcontext()
     ) as scene_2:
-        tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2, reader=reader)
-        written = {"output_format": output_format, "tags": {"scene_id": scene.scene_id}}
+        tiles = TiledScene(scene, processor, tile, overlap, scene_2=scene_2, reader=options.reader)
+        written = {"output_format": options.output_format, "tags": {"scene_id": scene.scene_id}}
         if type(model).__name__.endswith("ForImageClassification"):
-            written["output_dtype"] = output_dtype
+            written["output_dtype"] = options.output_dtype
             layout = OutputLayout(len(labels), np.float32, np.nan, labels, masked_values, written)
         else:
             written["class_names"] = labels
             layout = OutputLayout(1, np.uint8, CLASS_MAP_NODATA, ["class"], class_map, written)
-        return run_tiles(
-            model,
-            tiles,
-            output,
-            layout,
-            scale=1,
-            channels=len(labels),
-            compute=class_scores,
-            batch_size=batch_size,
-            progress=progress,
-            prefetch=prefetch,
-        )
+        return options.run(model, tiles, output, layout, scale=1, channels=len(labels), compute=class_scores)
 
 
 def embed_scene(
-    model,
-    input: str | os.PathLike,
-    output: str | os.PathLike,
-    *,
-    processor: SpectralGPTImageProcessor | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int = 8,
-    progress: bool = True,
-    nodata: float | None = None,
-    mask=None,
-    radiometric_correction: bool = True,
-    normalization: str = "processor",
-    output_format: str = "cog",
-    output_dtype: str | None = None,
-    geoparquet: str | os.PathLike | None = None,
-    reader: str = "strip",
-    prefetch: int = 2,
-    **open_options,
-) -> Path:
+    model, input: str | os.PathLike, output: str | os.PathLike, *, geoparquet: str | os.PathLike | None = None,
+    **options,
+) -> Path:  # fmt: skip
     """
     Writes the encoder's per-patch embeddings of a whole scene as a float32 GeoTIFF with `hidden_size` bands, one
     pixel per `patch_size` x `patch_size` patch (80 m for Sentinel-2 at 10 m), averaged over spectral groups and
     over overlapping tiles. Tiles are aligned to the patch grid; a remainder of under one patch at the right and
     bottom edges is left out. Patches without a valid pixel are NaN.
 
-    The input and output options are those of `predict_scene`; `output_dtype="float16"` halves the file.
+    `options` are the `SceneOptions` fields, as for `predict_scene`; `output_dtype="float16"` halves the file.
     `geoparquet`: also write the embeddings as GeoParquet (one row per valid patch, see
     `spectralgpt_hf.geo.geoparquet`).
     """
+    options = SceneOptions(**options)
     model.eval()
     patch = model.config.patch_size
-    tile, overlap = scene_tiling(model.config, tile, overlap, aligned=True)
-    processor, band_names = scene_normalisation(model, processor, normalization)
-    options = dict(nodata=nodata, mask=mask, radiometric_correction=radiometric_correction, **open_options)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(input, band_names, **options) as scene:
-        tiles = TiledScene(scene, processor, tile, overlap, align=patch, reader=reader)
-        written = {"output_format": output_format, "output_dtype": output_dtype, "tags": {"scene_id": scene.scene_id}}
-        output = run_tiles(
-            model,
-            tiles,
-            output,
-            OutputLayout(model.config.hidden_size, np.float32, np.nan, None, masked_values, written),
-            scale=patch,
-            channels=model.config.hidden_size,
-            compute=patch_embeddings,
-            batch_size=batch_size,
-            progress=progress,
-            prefetch=prefetch,
-        )
+    tile, overlap = scene_tiling(model.config, options.tile, options.overlap, aligned=True)
+    processor, band_names = scene_normalisation(model, options.processor, options.normalization)
+    with options.open(input, band_names) as scene:
+        tiles = TiledScene(scene, processor, tile, overlap, align=patch, reader=options.reader)
+        written = {"output_format": options.output_format, "output_dtype": options.output_dtype,
+                   "tags": {"scene_id": scene.scene_id}}  # fmt: skip
+        layout = OutputLayout(model.config.hidden_size, np.float32, np.nan, None, masked_values, written)
+        output = options.run(model, tiles, output, layout, scale=patch, channels=model.config.hidden_size,
+                             compute=patch_embeddings)  # fmt: skip
     if geoparquet is not None:
         from ..geo.geoparquet import write_embeddings_geoparquet
 

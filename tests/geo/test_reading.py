@@ -8,6 +8,8 @@ import pytest
 import rasterio
 import rasterio.io
 from rasterio import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from spectralgpt_hf import SENTINEL2_BANDS
@@ -236,3 +238,26 @@ def test_nodata_and_nan_pixels_are_invalid_and_nan(tmp_path):
     assert np.isnan(bands.data).sum() == 6
     np.testing.assert_array_equal(bands.data[2, :2, :2], np.full((2, 2), b05[0, 0]))
 
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "nearest"])
+def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
+    """20 m and 60 m bands on the 10 m grid, with nodata holes (the most common value of each band declared nodata),
+    equal GDAL's warper onto that grid: its values and its NaN, over the whole scene and in a window."""
+    with rasterio.open(major_tom_folder / "B02.tif") as grid:
+        crs, transform, shape = grid.crs, grid.transform, grid.shape
+    window = Window(317, 233, 64, 64)
+    for band in ("B05", "B01"):
+        with rasterio.open(major_tom_folder / f"{band}.tif") as dataset:
+            values, counts = np.unique(dataset.read(1), return_counts=True)
+            nodata = float(values[np.argmax(counts)])
+            with WarpedVRT(dataset, crs=crs, transform=transform, height=shape[0], width=shape[1],
+                           resampling=Resampling[resampling], dtype="float32", nodata=float("nan"),
+                           src_nodata=nodata) as warped:  # fmt: skip
+                expected = warped.read(1)
+        with open_scene(major_tom_folder, [band], nodata=nodata, resampling=resampling) as scene:
+            full, part = scene.read(), scene.read(window)
+        assert 0 < np.isnan(expected).sum() < expected.size // 10  # there are holes, and mostly data
+        np.testing.assert_array_equal(full.data[0], expected)
+        np.testing.assert_array_equal(full.valid_mask, ~np.isnan(expected))
+        np.testing.assert_array_equal(part.data[0], expected[window.toslices()])

@@ -9,11 +9,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 import torch
+from transformers.testing_utils import slow
 
-from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForSemanticSegmentation
+from spectralgpt_hf import SpectralGPTConfig, SpectralGPTForChangeDetection, SpectralGPTForSemanticSegmentation
+from spectralgpt_hf.cli import main as cli_main
 from spectralgpt_hf.inference.runs import EXIT_FAILED_SCENES, expand_inputs, read_pairs, run_scenes, scene_names
+from spectralgpt_hf.inference.scene import predict_scene
+from spectralgpt_hf.loading import load_image_processor, load_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAD_SIZES = dict(
@@ -28,13 +34,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def save_model(path: Path, seed: int = 0) -> Path:
+def save_model(path: Path, seed: int = 0, model_class=SpectralGPTForSemanticSegmentation) -> Path:
     torch.manual_seed(seed)
     config = SpectralGPTConfig(
         image_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
         num_labels=3, **HEAD_SIZES,
     )  # fmt: skip
-    SpectralGPTForSemanticSegmentation(config).save_pretrained(path)
+    model_class(config).save_pretrained(path)
     return path
 
 
@@ -184,3 +190,81 @@ def test_run_scenes_from_python_returns_the_index(scene_crops, tmp_path):
     assert [row.status for row in index] == ["done", "done"]
     assert [Path(row.output).name for row in index] == ["scene_0.tif", "scene_1.tif"]
     assert len((tmp_path / "index.jsonl").read_text().splitlines()) == 2
+
+
+def later_date(scene: Path, destination: Path) -> Path:
+    """A second date of `scene` on its grid: every band's values scaled down by a fifth."""
+    destination.mkdir()
+    for path in scene.glob("B*.tif"):
+        with rasterio.open(path) as dataset:
+            profile, values = dataset.profile, dataset.read()
+        with rasterio.open(destination / path.name, "w", **profile) as copy:
+            copy.write((values * 0.8).astype(values.dtype))
+    return destination
+
+
+def read(path) -> np.ndarray:
+    with rasterio.open(path) as dataset:
+        return dataset.read()
+
+
+def test_change_detection_over_pairs_from_a_csv(scene_crops, tmp_path):
+    model_dir = save_model(tmp_path / "model", model_class=SpectralGPTForChangeDetection)
+    later = [later_date(scene, tmp_path / f"later_{index}") for index, scene in enumerate(scene_crops[:2])]
+    (tmp_path / "pairs.csv").write_text(
+        "first,second\n" + "".join(f"{first},{second.name}\n" for first, second in zip(scene_crops, later))
+    )  # a relative second date is taken from the CSV's folder
+    output = tmp_path / "changes"
+    arguments = ["predict", "--model", str(model_dir), "--pairs", str(tmp_path / "pairs.csv"), "--output",
+                 str(output), "--tile", "64", "--overlap", "16", "--quiet"]  # fmt: skip
+    assert cli_main(arguments) == 0
+
+    index = read_index(output)
+    assert [(row["input"], row["input_2"], row["status"]) for row in index] == [
+        (str(first), str(second), "done") for first, second in zip(scene_crops, later)
+    ]
+    assert [Path(row["output"]).name for row in index] == ["scene_0__later_0.tif", "scene_1__later_1.tif"]
+    model = load_model(model_dir).eval()
+    for (first, second), row in zip(zip(scene_crops, later), index):
+        expected = predict_scene(model, first, tmp_path / "expected.tif", input_2=second, tile=64, overlap=16,
+                                 processor=load_image_processor(model_dir), progress=False)  # fmt: skip
+        classes = read(row["output"])
+        np.testing.assert_array_equal(classes, read(expected))
+        assert classes.dtype == np.uint8 and set(np.unique(classes)) <= {0, 1, 2}
+
+
+def test_dtype_sets_the_models_precision(scene_crops, tmp_path):
+    model_dir = save_model(tmp_path / "model")
+    embeddings = {}
+    for dtype in ("float32", "bfloat16"):
+        path = tmp_path / f"{dtype}.tif"
+        assert cli_main(["embed", "--model", str(model_dir), "--input", str(scene_crops[0]), "--output", str(path),
+                         "--tile", "64", "--overlap", "16", "--dtype", dtype, "--quiet"]) == 0  # fmt: skip
+        embeddings[dtype] = read(path)
+    assert embeddings["float32"].dtype == embeddings["bfloat16"].dtype == np.float32  # outputs stay float32
+    assert not np.array_equal(embeddings["float32"], embeddings["bfloat16"])
+    scale = np.abs(embeddings["float32"]).mean()
+    assert np.abs(embeddings["bfloat16"] - embeddings["float32"]).mean() < 0.02 * scale  # bfloat16: 8-bit mantissa
+
+    # a run in another precision is another model: nothing of the float32 run is skipped
+    output = tmp_path / "run"
+    for dtype in ("float32", "bfloat16"):
+        assert cli_main(["predict", "--model", str(model_dir), "--input", str(scene_crops[1]), "--output",
+                         str(output), "--tile", "64", "--overlap", "16", "--dtype", dtype, "--quiet"]) == 0  # fmt: skip
+        assert [row["status"] for row in read_index(output)] == ["done"]
+
+
+@slow  # torch.compile builds C++ kernels: minutes on a shared CPU
+@pytest.mark.parametrize("task", ["embed", "predict"])
+def test_compile_gives_the_eager_outputs(scene_crops, tmp_path, task):
+    model_dir = save_model(tmp_path / "model")
+    results = {}
+    for flags in ((), ("--compile",)):
+        path = tmp_path / f"{task}{''.join(flags)}.tif"
+        assert cli_main([task, "--model", str(model_dir), "--input", str(scene_crops[2]), "--output", str(path),
+                         "--tile", "64", "--overlap", "16", "--quiet", *flags]) == 0  # fmt: skip
+        results[flags] = read(path)
+    if task == "embed":
+        np.testing.assert_allclose(results[("--compile",)], results[()], rtol=1e-4, atol=1e-5)
+    else:  # class maps: fused kernels may flip a near-tie
+        assert np.mean(results[("--compile",)] == results[()]) > 0.99

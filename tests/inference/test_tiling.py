@@ -1,5 +1,6 @@
 """The strip reader gives exactly the tiles of the per-tile reader; batches fill across rows; prefetching."""
 
+import itertools
 import threading
 
 import numpy as np
@@ -131,3 +132,43 @@ def test_blend_weights_are_the_outer_product_of_linear_ramps():
     np.testing.assert_allclose(blend_weights(10, 4), np.outer(ramp(10, 4), ramp(10, 4)), rtol=1e-6)
     assert blend_weights(10, 4).dtype == np.float32 and blend_weights(10, 0).dtype == np.float32
     assert blend_weights(6, 0).shape == (6, 6)
+
+
+@pytest.mark.parametrize("output_format, output_dtype", [("cog", None), ("gtiff", None), ("gtiff", "float16")])
+def test_prefetching_writes_the_same_bytes(scene_crops, tmp_path, output_format, output_dtype):
+    """The 180 px crop gives 22 px of embeddings: every output block (512 px) is a partial edge block."""
+    torch.manual_seed(0)
+    config = SpectralGPTConfig(
+        image_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64
+    )
+    model = SpectralGPTModel(config).eval()
+    written = {}
+    for prefetch in (0, 3):
+        path = tmp_path / f"prefetch-{prefetch}.tif"
+        embed_scene(model, scene_crops[1], path, tile=64, overlap=16, batch_size=3, prefetch=prefetch,
+                    output_format=output_format, output_dtype=output_dtype, progress=False)  # fmt: skip
+        written[prefetch] = path.read_bytes()
+    with rasterio.open(tmp_path / "prefetch-0.tif") as result:
+        assert result.width < result.block_shapes[0][1] or output_format == "gtiff"
+        assert np.isfinite(result.read()).any()
+    assert written[0] == written[3]
+
+
+@pytest.mark.parametrize("normalization", ["min_max", "mean_std"])
+def test_tiles_are_normalised_as_the_processor_normalises_them(scene_crops, normalization):
+    """Bit for bit, including NaN (nodata) pixels and an all-NaN band of one tile."""
+    if normalization == "min_max":
+        processor = SpectralGPTImageProcessor.for_pretraining()
+    else:
+        processor = SpectralGPTImageProcessor(normalization="mean_std", image_mean=list(range(100, 1300, 100)),
+                                              image_std=list(range(50, 650, 50)))  # fmt: skip
+    with open_scene(scene_crops[0]) as scene:
+        tiled = TiledScene(scene, processor, 64, 16)
+        tiles = [data.copy() for _, _, data, _ in itertools.islice(tiled.tiles(scene), 4)]
+    tiles[1][:, 5:20, 7:9] = np.nan
+    tiles[2][3] = np.nan
+    expected = processor(np.stack(tiles), return_tensors="pt")["pixel_values"]
+    normalised = tiled.normalise(tiles)
+    assert normalised.dtype == expected.dtype == torch.float32
+    assert torch.equal(normalised, expected)
+    assert torch.all(normalised[2, 3] == 0) and torch.all(normalised[1, :, 5:20, 7:9] == 0)
