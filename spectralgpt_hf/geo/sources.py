@@ -73,6 +73,8 @@ def describe_source(source: str | os.PathLike) -> SourceFiles:
     if text.lower().endswith(".json"):
         return stac.describe_stac_item(text)
     if is_remote(text):
+        if text.lower().rstrip("/").endswith(".zip"):  # a zipped SAFE product by URL or GDAL path
+            return products.describe_safe(text)
         return SourceFiles(name=text, scene_id=Path(text.rstrip("/")).stem, stacked=gdal_path(text))
     path = Path(text)
     if not path.exists():

@@ -208,9 +208,18 @@ def test_a_zip_by_gdal_path_is_described_as_the_local_zip(safe_zip):
             np.testing.assert_array_equal(band.read(window=((0, 16), (0, 16))), same.read(window=((0, 16), (0, 16))))
 
 
+def test_a_zip_by_gdal_path_opens_as_the_same_scene_as_the_local_zip(safe_zip):
+    with rasterio.io.MemoryFile(safe_zip.read_bytes(), filename=safe_zip.name) as memory:
+        remote, local = open_scene(memory.name, BANDS), open_scene(safe_zip, BANDS)
+        window = rasterio.windows.Window(0, 0, 32, 32)
+        np.testing.assert_array_equal(remote.read(window).data, local.read(window).data)
+
+
 def test_unreachable_safe_zip_is_a_one_line_error_naming_the_url():
     url = f"http://127.0.0.1:9/{products.PRODUCT}.SAFE.zip"
     with rasterio.Env(GDAL_HTTP_TIMEOUT=2, GDAL_HTTP_MAX_RETRY=0):
         with pytest.raises(ValueError, match=f"Cannot read a Sentinel-2 SAFE product from {re.escape(url)}") as error:
             describe_safe(url)
+        with pytest.raises(ValueError, match=f"Cannot read a Sentinel-2 SAFE product from {re.escape(url)}"):
+            open_scene(url, BANDS)  # the path the CLI takes
     assert "\n" not in str(error.value)
