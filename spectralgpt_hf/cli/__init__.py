@@ -58,11 +58,12 @@ def add_hub_command(commands, debug: ArgumentParser, name: str, help: str, handl
 
 
 def checked_device(name: str | None) -> str:
-    """`--device`, default cuda when available; refuses a device this torch build or machine lacks."""
+    """`--device`, default cuda when available (cuda:LOCAL_RANK in each process of a multi-GPU launch); refuses a
+    device this torch build or machine lacks."""
     import torch
 
     if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -74,6 +75,9 @@ def checked_device(name: str | None) -> str:
         raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible.")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UsageError(f"--device {name}: MPS is not available here; use --device cpu (or leave --device out).")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        # Under `accelerate launch` (or torchrun) each process takes the GPU of its local rank, as Accelerate does.
+        return f"cuda:{os.environ['LOCAL_RANK']}"
     return name
 
 

@@ -139,3 +139,16 @@ def test_failing_scene_of_a_folder_run_is_one_line(models, tmp_path):
 
     debugged = run_cli(*arguments, str(tmp_path / "debugged"), "--debug")
     assert debugged.returncode == 1 and "Traceback" in debugged.stderr
+
+
+def test_each_process_of_a_multi_gpu_launch_takes_the_gpu_of_its_local_rank(monkeypatch):
+    import torch
+
+    from spectralgpt_hf.cli import checked_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert checked_device(None) == checked_device("cuda") == "cuda"
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert checked_device(None) == checked_device("cuda") == "cuda:1"
+    assert checked_device("cuda:0") == "cuda:0" and checked_device("cpu") == "cpu"
