@@ -105,7 +105,8 @@ def test_macro_map_leaves_out_classes_without_positives():
         (ClassificationMetrics, lambda rng: rng.normal(size=(11, 5)), lambda rng: rng.integers(0, 5, 11)),
         (lambda: SegmentationMetrics(num_labels=3), lambda rng: rng.normal(size=(11, 3, 4, 4)),
          lambda rng: np.where(rng.random((11, 4, 4)) < 0.1, 255, rng.integers(0, 3, (11, 4, 4)))),
-        (ChangeDetectionMetrics, lambda rng: rng.normal(size=(11, 2, 4, 4)), lambda rng: rng.integers(0, 2, (11, 4, 4))),
+        (ChangeDetectionMetrics, lambda rng: rng.normal(size=(11, 2, 4, 4)),
+         lambda rng: rng.integers(0, 2, (11, 4, 4))),
     ],
     ids=["classification", "segmentation", "change_detection"],
 )  # fmt: skip

@@ -119,6 +119,13 @@ def test_training_lowers_the_loss_and_the_checkpoint_reloads(head, tmp_path):
         "change_detection": ["eval_f1", "eval_precision", "eval_recall"],
     }[head]
     assert all(np.isfinite(after[name]) for name in expected_metrics), after
+    # The toy data are separable: the main metric improves, to near perfect where 20 steps suffice (the tiny
+    # segmentation model only starts to learn: 0.32 -> 0.46 mean IoU).
+    name, threshold = {
+        "single_label": ("eval_accuracy", 1.0), "multi_label": ("eval_macro_mAP", 0.9),
+        "segmentation": ("eval_mean_iou", 0.4), "change_detection": ("eval_f1", 0.95),
+    }[head]  # fmt: skip
+    assert after[name] > before[name] and after[name] >= threshold, (before, after)
 
     checkpoint = next(tmp_path.glob("checkpoint-*"))
     reloaded = type(trainer.model).from_pretrained(checkpoint).eval()
