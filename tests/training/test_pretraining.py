@@ -310,22 +310,27 @@ def test_continues_at_a_larger_image_size(tiles, tmp_path, reinitialize):
             torch.testing.assert_close(weights[name], tensor, rtol=0, atol=0, msg=name)
 
 
-@pytest.mark.parametrize("layout", ["arrow", "arrow-streaming", "parquet", "parquet-streaming"])
-def test_trains_on_datasets_inputs(tile_dataset, fast_datasets, tmp_path, monkeypatch, layout):
-    if layout.startswith("arrow"):
-        tile_dataset.save_to_disk(tmp_path / "arrow")
-        source = tmp_path / "arrow"
-    else:
-        tile_dataset.to_parquet(tmp_path / "tiles.parquet")
-        source = tmp_path / "tiles.parquet"
-    streaming = layout.endswith("streaming")
+@pytest.mark.parametrize("streaming", [False, True], ids=["indexed", "streamed"])
+def test_trains_on_datasets_inputs(tiles, tile_dataset, fast_datasets, tmp_path, monkeypatch, streaming):
+    tile_dataset.save_to_disk(tmp_path / "arrow")
+    tile_dataset.to_parquet(tmp_path / "tiles.parquet")
+    losses = {}
+    for layout, source in (("arrow", tmp_path / "arrow"), ("parquet", tmp_path / "tiles.parquet")):
+        logged = record_logs(monkeypatch)
+        arguments = tiny_arguments(
+            tmp_path / layout, dataset=str(source), max_steps=2, streaming=streaming,
+            dataloader_num_workers=1 if streaming else 0,
+        )  # fmt: skip
+        assert pretrain(arguments) == tmp_path / layout / "model"
+        reset_accelerate_state()
+        losses[layout] = [values["loss"] for values in logged]
+        assert len(losses[layout]) == 2 and all(np.isfinite(losses[layout]))
+    if streaming:
+        return  # the streams are split into shards differently, so their orders differ
+    # The same images under the same keys: the losses of the GeoTIFFs they were read from.
     logged = record_logs(monkeypatch)
-    arguments = tiny_arguments(
-        tmp_path / "output", dataset=str(source), max_steps=2, streaming=streaming,
-        dataloader_num_workers=1 if streaming else 0,
-    )  # fmt: skip
-    assert pretrain(arguments) == tmp_path / "output" / "model"
-    assert len(logged) == 2 and all(np.isfinite(values["loss"]) for values in logged)
+    pretrain(tiny_arguments(tmp_path / "rasters", rasters=[str(tiles / "tile_*.tif")], max_steps=2))
+    assert losses["arrow"] == losses["parquet"] == [values["loss"] for values in logged]
 
 
 def test_tensorboard_logs(tiles, tmp_path):
@@ -362,11 +367,33 @@ def test_rejects_inconsistent_arguments(tmp_path, overrides, message):
 
 def test_mixed_precision_gradient_checkpointing_and_clipping(tiles, tmp_path, monkeypatch):
     logged = record_logs(monkeypatch)
+    forward_passes, norms = [], []
+    forward_loss = SpectralGPTForPreTraining.forward_loss
+
+    def recording_forward_loss(self, pixel_values, logits, mask):
+        checkpointed = self.spectralgpt.layers[0].gradient_checkpointing
+        forward_passes.append((logits.dtype, torch.is_autocast_enabled("cpu"), checkpointed))
+        return forward_loss(self, pixel_values, logits, mask)
+
+    clip_grad_norm = Accelerator.clip_grad_norm_
+
+    def recording_clip_grad_norm(self, parameters, max_norm, **kwargs):
+        parameters = list(parameters)
+        norm_before = clip_grad_norm(self, parameters, max_norm, **kwargs)
+        norms.append((float(norm_before), float(torch.nn.utils.get_total_norm([p.grad for p in parameters]))))
+        return norm_before
+
+    monkeypatch.setattr(SpectralGPTForPreTraining, "forward_loss", recording_forward_loss)
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", recording_clip_grad_norm)
     arguments = tiny_arguments(
         tmp_path, rasters=[str(tiles)], mixed_precision="bf16", gradient_checkpointing=True, max_grad_norm=0.5
     )
     pretrain(arguments)
     assert all(np.isfinite(values["loss"]) for values in logged)
+    # Both steps ran the model under bf16 autocast with checkpointed blocks.
+    assert forward_passes == [(torch.bfloat16, True, True)] * 2
+    # The gradient norms (about 30 for this tiny model's first steps) were cut to 0.5.
+    assert len(norms) == 2 and all(before > 1 and after == pytest.approx(0.5, rel=1e-3) for before, after in norms)
     assert SpectralGPTForPreTraining.from_pretrained(tmp_path / "model").dtype == torch.float32
 
 
