@@ -25,7 +25,11 @@ def test_missing_transformers_tests_fail_under_ci(ci, fails):
         assert "1 skipped" in result.stdout
 
 
-def test_missing_shared_data_fails_under_ci():
-    test = "tests/test_reference_outputs.py"
+@pytest.mark.parametrize(
+    "test",
+    ["tests/test_reference_outputs.py", "tests/training/test_pretraining.py::test_finds_stacked_files_and_band_folders"],
+    ids=["reference_outputs", "sentinel2_samples"],
+)
+def test_missing_shared_data_fails_under_ci(test):
     result = run_pytest(test, CI="true", SPECTRALGPT_SHARED="/nonexistent")
     assert result.returncode != 0 and "CI=true: fixtures must be present" in result.stdout, result.stdout[-2000:]
