@@ -212,19 +212,19 @@ def fast_datasets(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "source, stop_step, resume",
-    [("rasters", 3, "latest"), ("stream", 3, "latest"), ("stream", 2, "folder")],
-    ids=["rasters-mid-epoch", "stream-end-of-epoch", "stream-mid-epoch-from-folder"],
+    "source, stop_step, resume, workers",
+    [("rasters", 3, "latest", 0), ("stream", 3, "latest", 0), ("stream", 2, "folder", 1)],
+    ids=["rasters-mid-epoch", "stream-end-of-epoch", "stream-mid-epoch-from-folder-with-a-worker"],
 )
 def test_interrupted_run_resumes_exactly(
-    tiles, tile_dataset, fast_datasets, tmp_path, monkeypatch, source, stop_step, resume
+    tiles, tile_dataset, fast_datasets, tmp_path, monkeypatch, source, stop_step, resume, workers
 ):
     # 2 x 2 accumulation = 4 samples per step: 4 steps per epoch from the 16 rasters, 3 from the 14 streamed tiles.
     if source == "rasters":
         data = {"rasters": [str(tiles)]}
     else:
         tile_dataset.to_parquet(tmp_path / "tiles.parquet")
-        data = {"dataset": str(tmp_path / "tiles.parquet"), "streaming": True}
+        data = {"dataset": str(tmp_path / "tiles.parquet"), "streaming": True, "dataloader_num_workers": workers}
     arguments = tiny_arguments(
         tmp_path / "uninterrupted", **data, per_device_batch_size=2, gradient_accumulation_steps=2, max_steps=6,
         warmup_steps=2, save_steps=1, save_total_limit=2,
