@@ -1,11 +1,17 @@
 """The converter on small files in the original layouts: strictness, safety, the command line."""
 
 import argparse
+import re
 
 import pytest
 import torch
 
-from spectralgpt_hf import CheckpointConversionError, SpectralGPTForPreTraining, convert_original_checkpoint
+from spectralgpt_hf import (
+    CheckpointConversionError,
+    SpectralGPTForImageClassification,
+    SpectralGPTForPreTraining,
+    convert_original_checkpoint,
+)
 from spectralgpt_hf.cli import main as cli_main
 
 from layouts import tiny_pretrain_manifest
@@ -116,3 +122,68 @@ def test_command_line_convert(tiny_original, tmp_path, capsys):
     assert (tmp_path / "cli_out" / "config.json").is_file()
     assert cli_main(["convert", str(tmp_path / "nope.pth"), str(tmp_path / "x")]) == 1
     assert "No checkpoint file" in capsys.readouterr().err
+
+
+# --- Inputs the tensors alone decide ------------------------------------------------------------------------------
+
+
+def without_qkv_biases(state_dict):
+    return {key: value for key, value in state_dict.items() if not re.search(r"\.attn\.(q|k|v)\.bias$", key)}
+
+
+def test_attention_without_query_key_value_biases(tiny_original):
+    state_dict, write = tiny_original
+    model = convert_original_checkpoint(write(without_qkv_biases(state_dict)))
+    assert model.config.qkv_bias is False
+    attention = model.spectralgpt.layers[0].attention
+    assert (attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias) == (None, None, None)
+    torch.testing.assert_close(attention.o_proj.bias, state_dict["blocks.0.attn.proj.bias"])  # proj keeps its bias
+    # The decoder's blocks follow the encoder's setting.
+    assert model.decoder.layers[0].attention.q_proj.bias is None
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.rand(1, 12, 32, 32)).loss)
+
+
+@pytest.mark.parametrize("width, heads", [(1024, 16), (1280, 16)], ids=["large", "huge"])
+def test_head_count_of_the_wider_models(make_weights, tmp_path, width, heads):
+    state_dict = make_weights.make_state_dict(tiny_pretrain_manifest(dim=width), seed=0)
+    path = tmp_path / "wide.pth"
+    make_weights.write_original_checkpoint("pretrain", state_dict, path)
+    model = convert_original_checkpoint(path)
+    assert (model.config.hidden_size, model.config.num_attention_heads) == (width, heads)
+    assert model.spectralgpt.layers[0].attention.head_dim == width // heads
+    value = model.spectralgpt.layers[1].attention.v_proj.weight
+    torch.testing.assert_close(value, state_dict["blocks.1.attn.v.weight"])
+
+
+def test_unknown_width_needs_the_head_count(make_weights, tmp_path):
+    path = tmp_path / "narrow.pth"
+    make_weights.write_original_checkpoint(
+        "pretrain", make_weights.make_state_dict(tiny_pretrain_manifest(dim=96), seed=0), path
+    )
+    with pytest.raises(CheckpointConversionError, match=r"Hidden size 96 is none of .*num_attention_heads"):
+        convert_original_checkpoint(path)
+    model = convert_original_checkpoint(path, config_overrides={"num_attention_heads": 4})
+    assert (model.config.hidden_size, model.spectralgpt.layers[0].attention.head_dim) == (96, 24)
+
+
+def tiny_classifier_manifest(dim=768, tokens=16 * 4, num_labels=10):
+    """The layout of the original classification fine-tuning: one joint position table, a head."""
+    pretrain = tiny_pretrain_manifest(dim=dim)
+    encoder = [(key, shape) for key, shape in pretrain if key.startswith(("patch_embed", "blocks"))]
+    return [("pos_embed", (1, tokens, dim)), *encoder, ("norm.weight", (dim,)), ("norm.bias", (dim,)),
+            ("head.weight", (num_labels, dim)), ("head.bias", (num_labels,))]  # fmt: skip
+
+
+@pytest.mark.parametrize("args, drop_path_rate", [({"drop_path": 0.1}, 0.1), ({}, 0.2)], ids=["from-args", "default"])
+def test_classifier_takes_its_drop_path_from_the_file(make_weights, tmp_path, args, drop_path_rate):
+    state_dict = make_weights.make_state_dict(tiny_classifier_manifest(), seed=0)
+    path = tmp_path / "classifier.pth"
+    make_weights.write_original_checkpoint("classifier", state_dict, path, args=args)
+    model = convert_original_checkpoint(path)
+    assert type(model) is SpectralGPTForImageClassification
+    assert (model.config.num_labels, model.config.image_size, model.config.position_embedding_type) == (10, 32, "joint")
+    assert model.config.drop_path_rate == drop_path_rate
+    # The blocks' stochastic depth grows linearly to the rate: the last block of two has all of it.
+    assert model.spectralgpt.layers[-1].drop_path.drop_prob == pytest.approx(drop_path_rate)
+    torch.testing.assert_close(model.classifier.weight, state_dict["head.weight"])

@@ -144,6 +144,34 @@ def test_classifier_round_trip_and_start_from_an_encoder(tmp_path):
         torch.testing.assert_close(fresh.spectralgpt.state_dict()[name], tensor, msg=name)
 
 
+@pytest.mark.parametrize(
+    "checkpointing",
+    [{}, {"use_reentrant": True}],
+    ids=["non-reentrant", "reentrant-with-input-grads"],
+)
+def test_gradient_checkpointing_with_frozen_patch_embeddings(checkpointing):
+    """The PEFT / LoRA set-up: frozen embeddings, checkpointed blocks. transformers' own test skips (it looks for a
+    `.weight` on the patch embedding); reentrant checkpointing needs `enable_input_require_grads`, which hooks
+    `get_input_embeddings`, so that the first block's input requires a gradient."""
+
+    def gradients(checkpointing_kwargs):
+        model = build(SpectralGPTForImageClassification, tiny_config(num_labels=3)).train()
+        model.spectralgpt.embeddings.requires_grad_(False)
+        if checkpointing_kwargs is not None:
+            model.activation_checkpointing_enable(checkpointing_kwargs or None)
+            if checkpointing_kwargs.get("use_reentrant"):
+                model.enable_input_require_grads()
+        model(pixels(), labels=torch.tensor([0, 2])).loss.backward()
+        return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(None), gradients(checkpointing)
+    assert not any(name.startswith("spectralgpt.embeddings.") for name in checkpointed)
+    assert "spectralgpt.layers.0.attention.q_proj.weight" in checkpointed  # the block right after the frozen ones
+    assert checkpointed.keys() == plain.keys()
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], msg=name)
+
+
 # Segmentation and change detection
 
 

@@ -209,19 +209,28 @@ class SpectralGPTForChangeDetectionTest(ModelTesterMixin, unittest.TestCase):
         self.assertIsInstance(SpectralGPTForChangeDetection(config).get_input_embeddings(), torch.nn.Module)
 
     def test_attention_outputs(self):
-        """Upstream's version counts every output field; here the first date's attentions are checked as upstream
-        does and the second date's must match them in shape."""
+        """Upstream's version counts every output field; here each date's attentions and hidden states are checked
+        in shape as upstream does, and by value against the encoder run on that date alone."""
         config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
         config._attn_implementation = "eager"
         model = SpectralGPTForChangeDetection(config).eval()
         with torch.no_grad():
-            outputs = model(**inputs, output_attentions=True)
+            outputs = model(**inputs, output_attentions=True, output_hidden_states=True)
+            dates = [model.spectralgpt(inputs[name], output_attentions=True, output_hidden_states=True)
+                     for name in ("pixel_values", "pixel_values_2")]  # fmt: skip
         tester = self.model_tester
-        self.assertEqual(len(outputs.attentions), tester.num_hidden_layers)
         expected = (tester.batch_size, tester.num_attention_heads, tester.num_tokens, tester.num_tokens)
-        for first, second in zip(outputs.attentions, outputs.attentions_2):
-            self.assertEqual(tuple(first.shape), expected)
-            self.assertEqual(first.shape, second.shape)
+        pairs = [(outputs.attentions, outputs.hidden_states), (outputs.attentions_2, outputs.hidden_states_2)]
+        for (attentions, hidden_states), alone in zip(pairs, dates):
+            self.assertEqual(len(attentions), tester.num_hidden_layers)
+            self.assertEqual(len(hidden_states), tester.num_hidden_layers + 1)
+            for attention, attention_alone in zip(attentions, alone.attentions, strict=True):
+                self.assertEqual(tuple(attention.shape), expected)
+                torch.testing.assert_close(attention, attention_alone)
+            for hidden, hidden_alone in zip(hidden_states, alone.hidden_states, strict=True):
+                torch.testing.assert_close(hidden, hidden_alone)
+        # The dates differ, so their attentions do: the second is not a copy of the first.
+        self.assertFalse(torch.allclose(outputs.attentions[-1], outputs.attentions_2[-1]))
 
 
 class SpectralGPTBackboneTest(BackboneTesterMixin, unittest.TestCase):

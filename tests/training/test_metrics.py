@@ -85,3 +85,65 @@ def test_change_detection_precision_recall_f1_count_each_pixel_once():
     precision, recall = tp / (predicted == 1).sum(), tp / (labels == 1).sum()
     assert scores["precision"] == pytest.approx(precision) and scores["recall"] == pytest.approx(recall)
     assert scores["f1"] == pytest.approx(2 * precision * recall / (precision + recall))
+
+
+def test_macro_map_leaves_out_classes_without_positives():
+    rng = np.random.default_rng(2)
+    logits, labels = rng.normal(size=(10, 4)), (rng.random((10, 4)) < 0.5).astype(np.float32)
+    labels[0, :3], labels[:, 3] = 1, 0  # class 3 has no positive in the set
+    scores = MultiLabelMetrics()(EvalPrediction(logits, labels))
+    per_class = [brute_force_average_precision(logits[:, c], labels[:, c] > 0) for c in range(3)]
+    assert scores["macro_mAP"] == pytest.approx(np.mean(per_class))
+    # Its scores still count as negatives for the micro average.
+    assert scores["micro_mAP"] == pytest.approx(brute_force_average_precision(logits.ravel(), labels.ravel() > 0))
+    assert np.isnan(MultiLabelMetrics()(EvalPrediction(logits, np.zeros_like(labels)))["macro_mAP"])
+
+
+@pytest.mark.parametrize(
+    "metric, make_predictions, make_labels",
+    [
+        (ClassificationMetrics, lambda rng: rng.normal(size=(11, 5)), lambda rng: rng.integers(0, 5, 11)),
+        (lambda: SegmentationMetrics(num_labels=3), lambda rng: rng.normal(size=(11, 3, 4, 4)),
+         lambda rng: np.where(rng.random((11, 4, 4)) < 0.1, 255, rng.integers(0, 3, (11, 4, 4)))),
+        (ChangeDetectionMetrics, lambda rng: rng.normal(size=(11, 2, 4, 4)),
+         lambda rng: rng.integers(0, 2, (11, 4, 4))),
+    ],
+    ids=["classification", "segmentation", "change_detection"],
+)  # fmt: skip
+def test_streamed_batches_score_as_the_whole_set(metric, make_predictions, make_labels):
+    rng = np.random.default_rng(3)
+    predictions, labels = make_predictions(rng), make_labels(rng)
+    whole = metric()(EvalPrediction(predictions, labels))
+    streamed = metric()
+    for start in (0, 4):  # batches of 4, 4 and 3, as torch tensors as Trainer's batch_eval_metrics hands them
+        part = slice(start, start + 4)
+        batch = EvalPrediction(torch.from_numpy(predictions[part]), torch.from_numpy(labels[part]))
+        assert streamed(batch, compute_result=False) is None
+    assert streamed(EvalPrediction(predictions[8:], labels[8:]), compute_result=True) == pytest.approx(whole)
+    # Scoring started afresh: the next set is scored on its own.
+    first = EvalPrediction(predictions[:4], labels[:4])
+    assert streamed(first) == pytest.approx(metric()(first))
+
+
+def test_segmentation_mean_iou_leaves_out_a_class_absent_from_labels_and_predictions():
+    labels = np.array([[[0, 1], [1, 3]]])
+    predictions = np.array([[[0, 1], [3, 3]]])
+    scores = SegmentationMetrics(num_labels=4)(EvalPrediction(predictions, labels))
+    assert np.isnan(scores["iou_2"])
+    # class 0: 1/1; class 1: 1/2; class 3: 1/2
+    assert (scores["iou_0"], scores["iou_1"], scores["iou_3"]) == (1.0, 0.5, 0.5)
+    assert scores["mean_iou"] == pytest.approx(2 / 3)
+
+
+def test_change_detection_ignore_index_and_a_set_without_change():
+    labels = np.array([[[0, 1], [255, 255]]])
+    predictions = np.array([[[0, 1], [1, 0]]])  # the ignored pixels would add a false positive and a false negative
+    scores = ChangeDetectionMetrics()(EvalPrediction(predictions, labels))
+    assert (scores["precision"], scores["recall"], scores["f1"], scores["overall_accuracy"]) == (1.0, 1.0, 1.0, 1.0)
+    padded = np.where(labels == 255, -100, labels)  # Trainer's padding label
+    assert ChangeDetectionMetrics(ignore_index=-100)(EvalPrediction(predictions, padded)) == scores
+    # No changed pixel in the labels or the predictions: zeros rather than NaN for the change scores, IoU over the
+    # class that occurs.
+    nothing = ChangeDetectionMetrics()(EvalPrediction(np.zeros((1, 2, 2)), np.zeros((1, 2, 2), dtype=np.int64)))
+    assert (nothing["precision"], nothing["recall"], nothing["f1"]) == (0.0, 0.0, 0.0)
+    assert np.isnan(nothing["iou_change"]) and nothing["mean_iou"] == nothing["iou_no_change"] == 1.0

@@ -8,6 +8,7 @@ from spectralgpt_hf.training.optimization import (
     layer_decay_parameter_groups,
     layer_index,
     scaled_learning_rate,
+    weight_decay_parameter_groups,
 )
 from spectralgpt_hf.training.recipes import RecipeTrainingArguments
 
@@ -117,3 +118,20 @@ def test_trainer_compiles_the_model(tmp_path):
     trainer.save_model(tmp_path / "model")
     reloaded = SpectralGPTForPreTraining.from_pretrained(tmp_path / "model")
     assert reloaded.state_dict().keys() == model.state_dict().keys()
+
+
+def test_frozen_parameters_are_left_out_of_every_group(tmp_path):
+    model = tiny_model()
+    model.spectralgpt.embeddings.requires_grad_(False)
+    model.spectralgpt.layers[0].requires_grad_(False)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert 0 < len(trainable) < len(list(model.parameters()))
+    for groups in (
+        layer_decay_parameter_groups(model, learning_rate=1.0, weight_decay=0.05),
+        weight_decay_parameter_groups(model, weight_decay=0.05),
+    ):
+        grouped = [id(p) for group in groups for p in group["params"]]
+        assert sorted(grouped) == sorted(trainable)
+    # With the embeddings and block 0 frozen, the two lowest learning rates have no group.
+    learning_rates = {group["lr"] for group in layer_decay_parameter_groups(model, 1.0, 0.05, layer_decay=0.5)}
+    assert sorted(learning_rates) == pytest.approx([0.5**2, 0.5, 1.0])

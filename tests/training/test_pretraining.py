@@ -211,15 +211,20 @@ def fast_datasets(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.config, "SLEEP_TIME_ON_THREADS_SHUTDOWN", 0)
 
 
-@pytest.mark.parametrize("source", ["rasters", "stream"])
-def test_interrupted_run_resumes_exactly(tiles, tile_dataset, fast_datasets, tmp_path, monkeypatch, source):
-    # 2 x 2 accumulation = 4 samples per step: 4 steps per epoch from the 16 rasters (stopped mid-epoch), 3 from
-    # the 14 streamed tiles (stopped at the end of an epoch).
+@pytest.mark.parametrize(
+    "source, stop_step, resume, workers",
+    [("rasters", 3, "latest", 0), ("stream", 3, "latest", 0), ("stream", 2, "folder", 1)],
+    ids=["rasters-mid-epoch", "stream-end-of-epoch", "stream-mid-epoch-from-folder-with-a-worker"],
+)
+def test_interrupted_run_resumes_exactly(
+    tiles, tile_dataset, fast_datasets, tmp_path, monkeypatch, source, stop_step, resume, workers
+):
+    # 2 x 2 accumulation = 4 samples per step: 4 steps per epoch from the 16 rasters, 3 from the 14 streamed tiles.
     if source == "rasters":
         data = {"rasters": [str(tiles)]}
     else:
         tile_dataset.to_parquet(tmp_path / "tiles.parquet")
-        data = {"dataset": str(tmp_path / "tiles.parquet"), "streaming": True}
+        data = {"dataset": str(tmp_path / "tiles.parquet"), "streaming": True, "dataloader_num_workers": workers}
     arguments = tiny_arguments(
         tmp_path / "uninterrupted", **data, per_device_batch_size=2, gradient_accumulation_steps=2, max_steps=6,
         warmup_steps=2, save_steps=1, save_total_limit=2,
@@ -229,20 +234,21 @@ def test_interrupted_run_resumes_exactly(tiles, tile_dataset, fast_datasets, tmp
     checkpoints = tmp_path / "uninterrupted" / "checkpoints"
     assert [path.name for path in sorted(checkpoints.iterdir())] == ["step-000005", "step-000006"]
 
-    def stop_at_step_3(self, values, step=None, **kwargs):
-        if step == 3:
+    def stop(self, values, step=None, **kwargs):
+        if step == stop_step:
             os.kill(os.getpid(), signal.SIGTERM)  # as a cluster's pre-emption notice
 
     interrupted = replace(arguments, output_dir=str(tmp_path / "interrupted"), save_steps=100)
     with monkeypatch.context() as patches:
-        patches.setattr(Accelerator, "log", stop_at_step_3)
+        patches.setattr(Accelerator, "log", stop)
         assert pretrain(interrupted) is None
-    assert [path.name for path in (tmp_path / "interrupted" / "checkpoints").iterdir()] == ["step-000003"]
+    saved = tmp_path / "interrupted" / "checkpoints" / f"step-{stop_step:06d}"
+    assert list(saved.parent.iterdir()) == [saved]
     reset_accelerate_state()
     with pytest.raises(ValueError, match="--resume"):
         pretrain(interrupted)
 
-    pretrain(replace(interrupted, resume="latest"))
+    pretrain(replace(interrupted, resume="latest" if resume == "latest" else str(saved)))
     expected = load_file(tmp_path / "uninterrupted" / "model" / "model.safetensors")
     resumed = load_file(tmp_path / "interrupted" / "model" / "model.safetensors")
     # A checkpoint is also a from_pretrained folder.
@@ -304,22 +310,27 @@ def test_continues_at_a_larger_image_size(tiles, tmp_path, reinitialize):
             torch.testing.assert_close(weights[name], tensor, rtol=0, atol=0, msg=name)
 
 
-@pytest.mark.parametrize("layout", ["arrow", "arrow-streaming", "parquet", "parquet-streaming"])
-def test_trains_on_datasets_inputs(tile_dataset, fast_datasets, tmp_path, monkeypatch, layout):
-    if layout.startswith("arrow"):
-        tile_dataset.save_to_disk(tmp_path / "arrow")
-        source = tmp_path / "arrow"
-    else:
-        tile_dataset.to_parquet(tmp_path / "tiles.parquet")
-        source = tmp_path / "tiles.parquet"
-    streaming = layout.endswith("streaming")
+@pytest.mark.parametrize("streaming", [False, True], ids=["indexed", "streamed"])
+def test_trains_on_datasets_inputs(tiles, tile_dataset, fast_datasets, tmp_path, monkeypatch, streaming):
+    tile_dataset.save_to_disk(tmp_path / "arrow")
+    tile_dataset.to_parquet(tmp_path / "tiles.parquet")
+    losses = {}
+    for layout, source in (("arrow", tmp_path / "arrow"), ("parquet", tmp_path / "tiles.parquet")):
+        logged = record_logs(monkeypatch)
+        arguments = tiny_arguments(
+            tmp_path / layout, dataset=str(source), max_steps=2, streaming=streaming,
+            dataloader_num_workers=1 if streaming else 0,
+        )  # fmt: skip
+        assert pretrain(arguments) == tmp_path / layout / "model"
+        reset_accelerate_state()
+        losses[layout] = [values["loss"] for values in logged]
+        assert len(losses[layout]) == 2 and all(np.isfinite(losses[layout]))
+    if streaming:
+        return  # the streams are split into shards differently, so their orders differ
+    # The same images under the same keys: the losses of the GeoTIFFs they were read from.
     logged = record_logs(monkeypatch)
-    arguments = tiny_arguments(
-        tmp_path / "output", dataset=str(source), max_steps=2, streaming=streaming,
-        dataloader_num_workers=1 if streaming else 0,
-    )  # fmt: skip
-    assert pretrain(arguments) == tmp_path / "output" / "model"
-    assert len(logged) == 2 and all(np.isfinite(values["loss"]) for values in logged)
+    pretrain(tiny_arguments(tmp_path / "rasters", rasters=[str(tiles / "tile_*.tif")], max_steps=2))
+    assert losses["arrow"] == losses["parquet"] == [values["loss"] for values in logged]
 
 
 def test_tensorboard_logs(tiles, tmp_path):
@@ -356,11 +367,33 @@ def test_rejects_inconsistent_arguments(tmp_path, overrides, message):
 
 def test_mixed_precision_gradient_checkpointing_and_clipping(tiles, tmp_path, monkeypatch):
     logged = record_logs(monkeypatch)
+    forward_passes, norms = [], []
+    forward_loss = SpectralGPTForPreTraining.forward_loss
+
+    def recording_forward_loss(self, pixel_values, logits, mask):
+        checkpointed = self.spectralgpt.layers[0].gradient_checkpointing
+        forward_passes.append((logits.dtype, torch.is_autocast_enabled("cpu"), checkpointed))
+        return forward_loss(self, pixel_values, logits, mask)
+
+    clip_grad_norm = Accelerator.clip_grad_norm_
+
+    def recording_clip_grad_norm(self, parameters, max_norm, **kwargs):
+        parameters = list(parameters)
+        norm_before = clip_grad_norm(self, parameters, max_norm, **kwargs)
+        norms.append((float(norm_before), float(torch.nn.utils.get_total_norm([p.grad for p in parameters]))))
+        return norm_before
+
+    monkeypatch.setattr(SpectralGPTForPreTraining, "forward_loss", recording_forward_loss)
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", recording_clip_grad_norm)
     arguments = tiny_arguments(
         tmp_path, rasters=[str(tiles)], mixed_precision="bf16", gradient_checkpointing=True, max_grad_norm=0.5
     )
     pretrain(arguments)
     assert all(np.isfinite(values["loss"]) for values in logged)
+    # Both steps ran the model under bf16 autocast with checkpointed blocks.
+    assert forward_passes == [(torch.bfloat16, True, True)] * 2
+    # The gradient norms (about 30 for this tiny model's first steps) were cut to 0.5.
+    assert len(norms) == 2 and all(before > 1 and after == pytest.approx(0.5, rel=1e-3) for before, after in norms)
     assert SpectralGPTForPreTraining.from_pretrained(tmp_path / "model").dtype == torch.float32
 
 
@@ -501,3 +534,135 @@ def test_compiled_run_saves_a_plain_model_and_resumes(tiles, tmp_path, monkeypat
     assert resumed.keys() == whole.keys()
     for name, tensor in whole.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
+
+
+# --- The optimiser and schedule of the original recipe --------------------------------------------------------------
+
+
+def test_optimizer_and_schedule_follow_the_original_recipe(tiles, tmp_path, monkeypatch):
+    """No --learning_rate: lr = base x global batch / 256; warm-up from --warmup_epochs; half-cosine to 0; AdamW
+    betas (0.9, 0.95); weight decay only on matrices and kernels (the original also decayed the position tables and
+    the mask token, a deviation the optimisation module documents)."""
+    prepared = []
+    original_prepare = Accelerator.prepare
+
+    def recording_prepare(self, *objects):
+        prepared.append(objects)
+        return original_prepare(self, *objects)
+
+    monkeypatch.setattr(Accelerator, "prepare", recording_prepare)
+    logged = record_logs(monkeypatch)
+    # 16 samples / 4 per step = 4 steps per epoch: 2 epochs are 8 steps, half an epoch of warm-up is 2 steps.
+    arguments = tiny_arguments(
+        tmp_path, rasters=[str(tiles)], learning_rate=None, base_learning_rate=0.0128, max_steps=-1,
+        num_train_epochs=2, warmup_steps=None, warmup_epochs=0.5,
+    )  # fmt: skip
+    pretrain(arguments)
+
+    peak = 0.0128 * 4 / 256
+    cosine = [0.5 * (1 + np.cos(np.pi * step / 6)) for step in range(1, 7)]
+    assert [values["learning_rate"] for values in logged] == pytest.approx([peak * f for f in [0.5, 1, *cosine]])
+    assert [values["epoch"] for values in logged] == [0, 0, 0, 0, 1, 1, 1, 1]
+    model, optimizer = prepared[0][:2]
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    decay = {names[id(p)]: group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decay.keys() == set(names.values())
+    assert {group["betas"] for group in optimizer.param_groups} == {(0.9, 0.95)}
+    not_decayed = {name for name, weight_decay in decay.items() if weight_decay == 0.0}
+    assert {name for name, weight_decay in decay.items() if weight_decay == 0.05} == set(names.values()) - not_decayed
+    expected_not_decayed = {
+        name for name, parameter in model.named_parameters()
+        if name.endswith((".bias", "mask_token")) or "norm" in name or "position_embeddings" in name
+    }  # fmt: skip
+    assert not_decayed == expected_not_decayed
+    assert {"decoder.mask_token", *POSITION_TABLES, "spectralgpt.layernorm.weight"} <= not_decayed
+    assert "spectralgpt.embeddings.patch_embeddings.projection.weight" not in not_decayed
+
+
+# --- Resume and failure corners -----------------------------------------------------------------------------------
+
+
+class Terminated(Exception):
+    """Raised by the SIGTERM handler these tests install in place of the default, which would end pytest."""
+
+
+@pytest.fixture
+def sigterm_raises():
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_second_signal_during_the_stop_checkpoint_leaves_the_previous_one_to_resume_from(
+    tiles, tmp_path, monkeypatch, sigterm_raises
+):
+    arguments = tiny_arguments(tmp_path / "uninterrupted", rasters=[str(tiles)], max_steps=4, warmup_steps=1)
+    with monkeypatch.context() as patches:
+        uninterrupted = record_logs(patches)
+        pretrain(arguments)
+    reset_accelerate_state()
+
+    def first_signal_at_step_3(self, values, step=None, **kwargs):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    save_state = Accelerator.save_state
+
+    def second_signal_after_writing(self, output_dir=None, **kwargs):
+        save_state(self, output_dir, **kwargs)
+        if "000003" in str(output_dir):
+            os.kill(os.getpid(), signal.SIGTERM)  # the default action again: the process ends mid-save
+
+    interrupted = replace(arguments, output_dir=str(tmp_path / "interrupted"), save_steps=2, save_total_limit=5)
+    with monkeypatch.context() as patches:
+        patches.setattr(Accelerator, "log", first_signal_at_step_3)
+        patches.setattr(Accelerator, "save_state", second_signal_after_writing)
+        with pytest.raises(Terminated):
+            pretrain(interrupted)
+    checkpoints = tmp_path / "interrupted" / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == [".step-000003.partial", "step-000002"]
+    assert any((checkpoints / ".step-000003.partial").iterdir())  # written, but never renamed
+    reset_accelerate_state()
+
+    logged = record_logs(monkeypatch)
+    pretrain(replace(interrupted, resume="latest"))
+    # Steps 3 and 4: resumed from step 2; the next save cleared the leftover.
+    assert [values["loss"] for values in logged] == [values["loss"] for values in uninterrupted[2:]]
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["step-000002", "step-000004"]
+    expected = load_file(tmp_path / "uninterrupted" / "model" / "model.safetensors")
+    resumed = load_file(tmp_path / "interrupted" / "model" / "model.safetensors")
+    for name, tensor in expected.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_signal_during_the_final_save_leaves_the_previous_model(tiles, tmp_path, monkeypatch, sigterm_raises):
+    arguments = tiny_arguments(tmp_path, rasters=[str(tiles)], save_steps=1)
+    model_dir = pretrain(arguments)
+    (model_dir / "marker").write_text("the previous model")
+    before = {path.name: path.read_bytes() for path in model_dir.iterdir()}
+    reset_accelerate_state()
+
+    # Resuming a finished run only saves the final model again; a SIGTERM arrives half-way through.
+    monkeypatch.setattr(SpectralGPTImageProcessor, "save_pretrained",
+                        lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGTERM))  # fmt: skip
+    with pytest.raises(Terminated):
+        pretrain(replace(arguments, resume="latest"))
+    assert {path.name: path.read_bytes() for path in model_dir.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoints", "model"]
+
+
+def test_results_do_not_depend_on_the_number_of_data_workers(tiles, tmp_path, monkeypatch):
+    # 5 steps of 4 per step: into the second epoch, which persistent workers must draw afresh.
+    runs = {}
+    for workers in (0, 2):
+        arguments = tiny_arguments(tmp_path / str(workers), rasters=[str(tiles)], max_steps=5,
+                                   dataloader_num_workers=workers)  # fmt: skip
+        logged = record_logs(monkeypatch)
+        runs[workers] = [values["loss"] for values in logged], load_file(pretrain(arguments) / "model.safetensors")
+        reset_accelerate_state()
+    assert runs[2][0] == runs[0][0]
+    for name, tensor in runs[0][1].items():
+        torch.testing.assert_close(runs[2][1][name], tensor, rtol=0, atol=0, msg=name)

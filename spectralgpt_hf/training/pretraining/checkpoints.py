@@ -70,7 +70,9 @@ def save_checkpoint(
     destination = checkpoints_dir / f"step-{step:06d}"
     staging = checkpoints_dir / f".{destination.name}.partial"
     if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)  # left by a save that was interrupted
+        # Left by saves that were interrupted (of this step or, before a resume from an older one, of any other).
+        for leftover in checkpoints_dir.glob(".step-*.partial"):
+            shutil.rmtree(leftover)
         staging.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
