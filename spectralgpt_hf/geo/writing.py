@@ -182,6 +182,8 @@ def open_output(
 
 # Rows per strip of the staging file: small, so that a strip of tile rows in progress covers few partial strips.
 STAGING_STRIP_ROWS = 16
+OUTPUT_BLOCK_SIZE = 512
+MINIMUM_CONVERSION_CACHE = 64 * 2**20
 
 
 @contextlib.contextmanager
@@ -197,13 +199,21 @@ def _temporary_beside(path: Path, suffix: str) -> Iterator[Path]:
 def _convert(source: Path, destination: Path, output_format, dtype, compress, bigtiff, half, categorical) -> None:
     import rasterio.shutil
 
+    with rasterio.open(source) as staging:
+        row_bytes = staging.width * staging.count * np.dtype(staging.dtypes[0]).itemsize
+    # Both drivers read the staging strips by output blocks, one band at a time, and GDAL builds the overviews by
+    # rows of blocks: a block cache that holds a row of output blocks in every band decodes each strip once (without
+    # it, a 768-band embedding file is decompressed once per band, hours for a full Sentinel-2 tile).
+    cache = max(MINIMUM_CONVERSION_CACHE, (OUTPUT_BLOCK_SIZE + 2 * STAGING_STRIP_ROWS) * row_bytes)
     options = {"compress": compress, "bigtiff": "YES" if bigtiff else "NO", "num_threads": "ALL_CPUS"}
     if half:
         options["nbits"] = 16
     if output_format == "cog":
         overviews = "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average"
-        options.update(predictor="YES", blocksize=512, overview_resampling=overviews)  # predictor 2 or 3 by dtype
-        rasterio.shutil.copy(source, destination, driver="COG", **options)
+        # predictor 2 or 3 by dtype
+        options.update(predictor="YES", blocksize=OUTPUT_BLOCK_SIZE, overview_resampling=overviews, driver="COG")
     else:
-        options.update(predictor=3 if np.dtype(dtype).kind == "f" else 2, tiled=True, blockxsize=512, blockysize=512)
-        rasterio.shutil.copy(source, destination, driver="GTiff", **options)
+        options.update(predictor=3 if np.dtype(dtype).kind == "f" else 2, tiled=True, driver="GTiff",
+                       blockxsize=OUTPUT_BLOCK_SIZE, blockysize=OUTPUT_BLOCK_SIZE)  # fmt: skip
+    with rasterio.Env(GDAL_CACHEMAX=cache):  # in bytes, as rasterio passes it to GDAL
+        rasterio.shutil.copy(source, destination, **options)
