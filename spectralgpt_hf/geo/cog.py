@@ -61,8 +61,10 @@ def _read_directories(handle) -> tuple[bool, list[_Directory]]:
     return big, directories
 
 
-def cog_layout_errors(path: str | os.PathLike) -> list[str]:
-    """The ways `path` departs from the COG layout (empty when it is a valid Cloud-Optimized GeoTIFF)."""
+def cog_layout_errors(path: str | os.PathLike, require_overviews: bool = True) -> list[str]:
+    """The ways `path` departs from the COG layout (empty when it is a valid Cloud-Optimized GeoTIFF).
+    `require_overviews=False` accepts an image larger than a tile without overviews, which the COG layout allows
+    (GDAL's validator only warns) and which `geo.writing` writes for outputs of many bands."""
     errors = []
     with open(path, "rb") as handle:
         try:
@@ -77,7 +79,7 @@ def cog_layout_errors(path: str | os.PathLike) -> list[str]:
     width, height = main.tags[_IMAGE_WIDTH][0], main.tags[_IMAGE_LENGTH][0]
     if _TILE_WIDTH not in main.tags and (width > 512 or height > 512):
         errors.append(f"the full-resolution image ({width} x {height}) is not tiled")
-    if (width > 512 or height > 512) and not overviews:
+    if require_overviews and (width > 512 or height > 512) and not overviews:
         errors.append(f"the image is {width} x {height} px but has no overviews")
     if b"GDAL_STRUCTURAL_METADATA" not in start or b"LAYOUT=IFDS_BEFORE_DATA" not in start:
         errors.append("the header lacks GDAL's structural metadata (LAYOUT=IFDS_BEFORE_DATA)")

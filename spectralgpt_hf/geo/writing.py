@@ -101,6 +101,7 @@ def write_geotiff(
 # compressed size is not known until the end: a compressed file under that estimate cannot overflow.
 CLASSIC_TIFF_LIMIT = 2**32
 OVERVIEW_FACTOR = 4 / 3
+OVERVIEW_MAX_BANDS = 64
 OUTPUT_FORMATS = ("cog", "gtiff")
 OUTPUT_DTYPES = ("float32", "float16")
 
@@ -110,6 +111,14 @@ def bigtiff_needed(height: int, width: int, count: int, dtype, overviews: bool =
     margin for the file's own structures) exceeds 4 GiB."""
     size = height * width * count * np.dtype(dtype).itemsize * (OVERVIEW_FACTOR if overviews else 1.0)
     return size > 0.95 * CLASSIC_TIFF_LIMIT
+
+
+def has_overviews(count: int) -> bool:
+    """Whether a COG output of `count` bands gets internal overviews: class maps and scores do; embeddings (more
+    than `OVERVIEW_MAX_BANDS` bands) do not, as GDAL 3.10 builds the overviews of a pixel-interleaved file of
+    hundreds of bands so slowly (768 bands, 1100 px: over 400 s, against 49 s for the whole conversion without
+    them) that a full Sentinel-2 tile would take hours, for overviews of vectors that few would view."""
+    return count <= OVERVIEW_MAX_BANDS
 
 
 def class_colormap(num_classes: int, nodata: int | None = 255) -> dict[int, tuple[int, int, int, int]]:
@@ -145,7 +154,7 @@ def open_output(
     """An open writer for a model output; the file appears at `path` complete, or not at all.
 
     `output_format` "cog" (default) writes a Cloud-Optimized GeoTIFF (GDAL's COG driver: 512 px tiles, internal
-    overviews, predictor, `compress`), "gtiff" a tiled GeoTIFF (512 px tiles, predictor, `compress`). Both are
+    overviews unless it has many bands (`has_overviews`), predictor, `compress`), "gtiff" a tiled GeoTIFF (512 px tiles, predictor, `compress`). Both are
     written as a GeoTIFF of strips beside the output first and converted at the end: writing rows into strips
     needs no block to be read back, however many bands the output has, where writing rows into 512 px tiles of
     hundreds of bands would hold (or re-read) every tile of a row of tiles. BigTIFF is used when `bigtiff_needed`.
@@ -162,7 +171,8 @@ def open_output(
     if half and np.dtype(dtype) != np.float32:
         raise ValueError(f"float16 output is for float outputs (embeddings, scores), not {np.dtype(dtype)}.")
     bigtiff = bigtiff_needed(
-        grid["height"], grid["width"], grid["count"], np.float16 if half else dtype, overviews=output_format == "cog"
+        grid["height"], grid["width"], grid["count"], np.float16 if half else dtype,
+        overviews=output_format == "cog" and has_overviews(grid["count"]),
     )
     staging_options = {"tiled": False, "blockysize": STAGING_STRIP_ROWS, "compress": "zstd", "zstd_level": 1}
     with contextlib.ExitStack() as stack:
@@ -200,7 +210,8 @@ def _convert(source: Path, destination: Path, output_format, dtype, compress, bi
     import rasterio.shutil
 
     with rasterio.open(source) as staging:
-        row_bytes = staging.width * staging.count * np.dtype(staging.dtypes[0]).itemsize
+        count = staging.count
+        row_bytes = staging.width * count * np.dtype(staging.dtypes[0]).itemsize
     # Both drivers read the staging strips by output blocks, one band at a time, and GDAL builds the overviews by
     # rows of blocks: a block cache that holds a row of output blocks in every band decodes each strip once (without
     # it, a 768-band embedding file is decompressed once per band, hours for a full Sentinel-2 tile).
@@ -209,9 +220,11 @@ def _convert(source: Path, destination: Path, output_format, dtype, compress, bi
     if half:
         options["nbits"] = 16
     if output_format == "cog":
-        overviews = "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average"
+        resampling = "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average"
         # predictor 2 or 3 by dtype
-        options.update(predictor="YES", blocksize=OUTPUT_BLOCK_SIZE, overview_resampling=overviews, driver="COG")
+        options.update(predictor="YES", blocksize=OUTPUT_BLOCK_SIZE, overview_resampling=resampling, driver="COG")
+        if not has_overviews(count):
+            options["overviews"] = "NONE"
     else:
         options.update(predictor=3 if np.dtype(dtype).kind == "f" else 2, tiled=True, driver="GTiff",
                        blockxsize=OUTPUT_BLOCK_SIZE, blockysize=OUTPUT_BLOCK_SIZE)  # fmt: skip

@@ -11,6 +11,7 @@ import rasterio
 
 from spectralgpt_hf.geo import bigtiff_needed, open_output, write_geotiff
 from spectralgpt_hf.geo.cog import cog_layout_errors
+from spectralgpt_hf.geo.writing import OVERVIEW_MAX_BANDS
 from spectralgpt_hf.geo.geoparquet import write_embeddings_geoparquet
 
 CRS = rasterio.crs.CRS.from_epsg(32633)
@@ -35,6 +36,19 @@ def test_float_output_is_a_valid_cog(tmp_path):
         assert result.block_shapes[0] == (512, 512) and result.overviews(1) == [2, 4]
         np.testing.assert_array_equal(result.read(), values)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.tif"]  # the staging file is gone
+
+
+def test_many_band_output_is_a_cog_without_overviews(tmp_path):
+    values = np.random.default_rng(0).random((OVERVIEW_MAX_BANDS + 1, 600, 520), dtype=np.float32)
+    path = write(tmp_path / "embeddings.tif", values)
+    assert cog_layout_errors(path, require_overviews=False) == []
+    assert cog_layout_errors(path) == ["the image is 520 x 600 px but has no overviews"]
+    with rasterio.open(path) as result:
+        assert result.overviews(1) == [] and result.block_shapes[0] == (512, 512)
+        np.testing.assert_array_equal(result.read(), values)
+    few = write(tmp_path / "scores.tif", values[:OVERVIEW_MAX_BANDS])
+    with rasterio.open(few) as result:
+        assert result.overviews(1) == [2]
 
 
 def test_plain_geotiff_fails_the_cog_check(tmp_path):
