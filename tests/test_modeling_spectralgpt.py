@@ -324,3 +324,18 @@ def test_missing_extra_names_the_pip_command():
     with pytest.raises(ValueError, match="Unknown extra"):
         with requires_extra("gpu"):
             pass
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_attention_dropout_acts_in_training_only(attn_implementation):
+    config = tiny_config(attention_probs_dropout_prob=0.5, attn_implementation=attn_implementation)
+    model = build(SpectralGPTModel, config)
+    without_dropout = build(SpectralGPTModel, tiny_config(attn_implementation=attn_implementation))
+    without_dropout.load_state_dict(model.state_dict())
+    pixel_values = torch.randn(2, config.num_bands, config.image_size, config.image_size)
+    with torch.no_grad():
+        evaluated = model(pixel_values).last_hidden_state
+        torch.testing.assert_close(evaluated, without_dropout(pixel_values).last_hidden_state)
+        torch.manual_seed(0)
+        trained = model.train()(pixel_values).last_hidden_state
+    assert not torch.allclose(trained, evaluated, atol=1e-3)
