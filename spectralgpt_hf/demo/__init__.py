@@ -1,4 +1,4 @@
-"""The main job: an end-to-end SpectralGPT run on a Sentinel-2 scene, with no network and no GPU.
+"""The demo (`spectralgpt-hf demo`): an end-to-end SpectralGPT run on a Sentinel-2 scene, with no network and no GPU.
 
 1. A model: an original checkpoint converted (`--checkpoint SpectralGPT+.pth`), a converted or trained one loaded
    (`--model DIR_OR_HUB_ID`), or, when neither is at hand, a small SpectralGPT pretrained for a few minutes on
@@ -332,7 +332,7 @@ def run_demo(
     num_clusters: int = 6,
     seed: int = 0,
 ) -> dict[str, Path]:
-    """Runs the main job; returns the written files by role. `fit` sizes the quick fit, when no model is given."""
+    """Runs the demo; returns the written files by role. `fit` sizes the quick fit, when no model is given."""
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     scene = input or default_scene()

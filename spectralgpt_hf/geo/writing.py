@@ -153,8 +153,9 @@ def open_output(
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """An open writer for a model output; the file appears at `path` complete, or not at all.
 
-    `output_format` "cog" (default) writes a Cloud-Optimized GeoTIFF (GDAL's COG driver: 512 px tiles, internal
-    overviews unless it has many bands (`has_overviews`), predictor, `compress`), "gtiff" a tiled GeoTIFF (512 px tiles, predictor, `compress`). Both are
+    `output_format` "cog" (default) writes a Cloud-Optimized GeoTIFF (GDAL's COG driver, internal overviews,
+    predictor, `compress`), "gtiff" a tiled GeoTIFF (predictor, `compress`); both in 512 px tiles, except outputs of
+    more than `OVERVIEW_MAX_BANDS` bands (embeddings): 128 px tiles and no overviews (`has_overviews`). Both are
     written as a GeoTIFF of strips beside the output first and converted at the end: writing rows into strips
     needs no block to be read back, however many bands the output has, where writing rows into 512 px tiles of
     hundreds of bands would hold (or re-read) every tile of a row of tiles. BigTIFF is used when `bigtiff_needed`.
@@ -193,6 +194,7 @@ def open_output(
 # Rows per strip of the staging file: small, so that a strip of tile rows in progress covers few partial strips.
 STAGING_STRIP_ROWS = 16
 OUTPUT_BLOCK_SIZE = 512
+MANY_BAND_BLOCK_SIZE = 128
 MINIMUM_CONVERSION_CACHE = 64 * 2**20
 
 
@@ -212,21 +214,24 @@ def _convert(source: Path, destination: Path, output_format, dtype, compress, bi
     with rasterio.open(source) as staging:
         count = staging.count
         row_bytes = staging.width * count * np.dtype(staging.dtypes[0]).itemsize
+    # A pixel-interleaved block holds every band: 512 px blocks of 768 bands are 805 MB each, so outputs of many
+    # bands get smaller blocks.
+    block = OUTPUT_BLOCK_SIZE if has_overviews(count) else MANY_BAND_BLOCK_SIZE
     # Both drivers read the staging strips by output blocks, one band at a time, and GDAL builds the overviews by
     # rows of blocks: a block cache that holds a row of output blocks in every band decodes each strip once (without
     # it, a 768-band embedding file is decompressed once per band, hours for a full Sentinel-2 tile).
-    cache = max(MINIMUM_CONVERSION_CACHE, (OUTPUT_BLOCK_SIZE + 2 * STAGING_STRIP_ROWS) * row_bytes)
+    cache = max(MINIMUM_CONVERSION_CACHE, (block + 2 * STAGING_STRIP_ROWS) * row_bytes)
     options = {"compress": compress, "bigtiff": "YES" if bigtiff else "NO", "num_threads": "ALL_CPUS"}
     if half:
         options["nbits"] = 16
     if output_format == "cog":
         resampling = "nearest" if categorical or np.dtype(dtype).kind in "ui" else "average"
         # predictor 2 or 3 by dtype
-        options.update(predictor="YES", blocksize=OUTPUT_BLOCK_SIZE, overview_resampling=resampling, driver="COG")
+        options.update(predictor="YES", blocksize=block, overview_resampling=resampling, driver="COG")
         if not has_overviews(count):
             options["overviews"] = "NONE"
     else:
         options.update(predictor=3 if np.dtype(dtype).kind == "f" else 2, tiled=True, driver="GTiff",
-                       blockxsize=OUTPUT_BLOCK_SIZE, blockysize=OUTPUT_BLOCK_SIZE)  # fmt: skip
+                       blockxsize=block, blockysize=block)  # fmt: skip
     with rasterio.Env(GDAL_CACHEMAX=cache):  # in bytes, as rasterio passes it to GDAL
         rasterio.shutil.copy(source, destination, **options)
