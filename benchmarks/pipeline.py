@@ -162,11 +162,11 @@ def scenes_per_hour(processes: int, scenes: int = 4, gpu: bool = False) -> float
         if gpu:
             arguments += ["--dtype", "bfloat16", "--compile"]
         if processes == 1:
-            command = [sys.executable, "-m", "spectralgpt_hf", *arguments]
+            command = [sys.executable, "-m", "spectralgpt_hf.cli", *arguments]
         else:
             command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                        str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                       "-m", "spectralgpt_hf", *arguments]  # fmt: skip
+                       "-m", "spectralgpt_hf.cli", *arguments]  # fmt: skip
         environment = {**os.environ, "OMP_NUM_THREADS": str(max(1, os.cpu_count() // processes))}
         if not gpu:
             environment["ACCELERATE_USE_CPU"] = "true"

@@ -21,7 +21,7 @@ LAYERS = [
     ("inference",),
     ("hub",),
     ("demo",),
-    ("cli", "__main__"),
+    ("cli",),
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 REMOTE_CODE = {"configuration_spectralgpt", "modeling_spectralgpt", "image_processing_spectralgpt"}

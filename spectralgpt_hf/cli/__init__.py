@@ -438,6 +438,3 @@ def main(argv: list[str] | None = None) -> int:
         log_the_library()
     return report_errors(args.command, args, lambda: args.handler(args))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

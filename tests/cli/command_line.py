@@ -24,10 +24,10 @@ MODEL_CLASSES = {
 
 
 def run_cli(*arguments, cwd=None) -> subprocess.CompletedProcess:
-    """`python -m spectralgpt_hf ARGUMENTS` with this checkout's package, offline, without SPECTRALGPT_DEBUG."""
+    """`python -m spectralgpt_hf.cli ARGUMENTS` with this checkout's package, offline, without SPECTRALGPT_DEBUG."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("SPECTRALGPT_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "spectralgpt_hf", *arguments], check=False, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "spectralgpt_hf.cli", *arguments], check=False, capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=600)  # fmt: skip
 
 

@@ -58,7 +58,7 @@ def test_without_the_embedded_sample_the_demo_names_input_and_the_shared_folder(
     shutil.copytree(REPO_ROOT / "spectralgpt_hf", tmp_path / "spectralgpt_hf",
                     ignore=shutil.ignore_patterns("ssl4eo_s12_l2a", "__pycache__"))  # fmt: skip
     env = {key: value for key, value in os.environ.items() if key not in (SHARED_VARIABLE, "SPECTRALGPT_DEBUG")}
-    command = [sys.executable, "-m", "spectralgpt_hf", "demo", "--output", str(tmp_path / "out")]
+    command = [sys.executable, "-m", "spectralgpt_hf.cli", "demo", "--output", str(tmp_path / "out")]
     # run from tmp_path: `python -m` puts the working folder first on sys.path, and the checkout's has the data
     result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path,
                             env={**env, "PYTHONPATH": str(tmp_path)}, timeout=600)  # fmt: skip

@@ -54,11 +54,11 @@ def command(model: Path, scenes, output: Path, *extra: str, processes: int = 1, 
     arguments = ["predict", "--model", str(model), *inputs, "--output", str(output), "--tile", "64", "--overlap",
                  str(overlap), "--quiet", *extra]  # fmt: skip
     if processes == 1:
-        return [sys.executable, "-m", "spectralgpt_hf", *arguments]
+        return [sys.executable, "-m", "spectralgpt_hf.cli", *arguments]
     return [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-        str(free_port()), "-m", "spectralgpt_hf", *arguments,
+        str(free_port()), "-m", "spectralgpt_hf.cli", *arguments,
     ]  # fmt: skip
 
 
