@@ -6,7 +6,7 @@
 #   tests/mutation/run.sh spectralgpt_hf/inference/tiling.py 40 0 tests/inference/test_tiling.py
 #
 # The repository is copied to a scratch folder (mutmut writes mutants/ beside setup.cfg there), so the working
-# tree is untouched. SAMPLE 0 runs every mutant. Prints mutmut's results for the sample and a summary line.
+# tree is untouched. SAMPLE 0 runs every mutant. Prints a summary line and the mutants that survived.
 set -euo pipefail
 module=$1 sample=$2 seed=$3
 shift 3
@@ -40,21 +40,25 @@ print(" ".join(names))
 print(f"{len(json.load(open(sys.argv[1]))['exit_code_by_key'])} mutants in all", file=sys.stderr)
 PY
 )
-mutmut run $names >run.log 2>&1 || true
-python - "$meta" $names <<'PY'
-import json, sys
-codes = json.load(open(sys.argv[1]))["exit_code_by_key"]
-names = sys.argv[2:]
-# mutmut's exit codes: 1 killed (a test failed), 0 survived, 33 no tests, 36 / -24 / 152 timeout (counted killed)
-status = {name: codes.get(name) for name in names}
-killed = [n for n, c in status.items() if c not in (0, 33, 5, None)]
-survived = [n for n, c in status.items() if c == 0]
-untested = [n for n, c in status.items() if c in (33, 5, None)]
-print(f"SUMMARY {len(killed)}/{len(names)} killed ({100 * len(killed) / max(len(names), 1):.0f} %), "
-      f"{len(survived)} survived, {len(untested)} not run / no tests")
+# Each mutant runs in a fresh pytest process (mutmut's own runner forks its parent, where a torch or GDAL thread
+# pool left from the coverage run can deadlock a child and pass for a timeout). Two at a time, 5 min each at most.
+mkdir -p results
+printf '%s\n' $names | xargs -P "${MUTATION_JOBS:-2}" -I{} sh -c '
+  cd mutants && MUTANT_UNDER_TEST="$1" timeout 300 python -m pytest -p no:cacheprovider -q -x '"$*"' >/dev/null 2>&1
+  echo $? >"../results/$1"' _ {}
+python - $names <<'PY'
+import sys
+from pathlib import Path
+# pytest's exit codes: 1 a test failed (killed), 0 survived, 124 the 5 min limit (timeout, not counted killed)
+codes = {name: int(Path("results", name).read_text()) for name in sys.argv[1:]}
+killed = [n for n, c in codes.items() if c == 1]
+survived = [n for n, c in codes.items() if c == 0]
+other = [n for n, c in codes.items() if c not in (0, 1)]
+print(f"SUMMARY {len(killed)}/{len(codes)} killed ({100 * len(killed) / max(len(codes), 1):.0f} %), "
+      f"{len(survived)} survived, {len(other)} timed out or errored")
 for name in survived:
     print("SURVIVED", name)
-for name in untested:
-    print("NO-TESTS", name)
+for name in other:
+    print("OTHER", codes[name], name)
 PY
 echo "work folder: $work (mutmut show NAME there for a mutant's diff)"
