@@ -24,10 +24,9 @@ cd "$work"
   for test in "$@"; do echo "    $test"; done
   echo "pytest_add_cli_args=-p no:cacheprovider -q -x"
   echo "mutate_only_covered_lines=true"
-  echo "max_children=1"
 } >setup.cfg
 rm -f pyproject.toml.mutmut
-# Generates the mutants and the coverage map (the filter matches nothing, so no mutant runs yet).
+# Generates the mutants and the coverage map (the filter matches nothing: mutmut itself runs no mutant).
 mutmut run "no-such-mutant*" >generate.log 2>&1 || true
 meta=mutants/${module}.meta
 names=$(python - "$meta" "$sample" "$seed" <<'PY'
