@@ -159,7 +159,8 @@ class _UpsampledOnGrid:
         second = np.clip(first + 1, 0, size - 1) - low
         return np.clip(first, 0, size - 1) - low, second, weight, under, low, high
 
-    def read(self, index, window: Window) -> np.ndarray:
+    def read(self, indexes, window: Window) -> np.ndarray:
+        """Band 1 in `window`, shaped (1, rows, cols) as rasterio's `read` of a list of bands (`indexes` is [1])."""
         rows, cols = window.toranges()
         row_first, row_second, row_weight, row_under, top, bottom = self.source_span(*rows, self.dataset.height)
         col_first, col_second, col_weight, col_under, left, right = self.source_span(*cols, self.dataset.width)
@@ -173,7 +174,7 @@ class _UpsampledOnGrid:
         if valid.all():
             values = self.interpolate(source, *spans)
             if inside_rows.all() and inside_cols.all():
-                return self.shaped(values, index)
+                return values[np.newaxis]
         else:  # weighted by the valid neighbours only
             values = self.interpolate(np.where(valid, source, 0.0), *spans)
             weights = self.interpolate(valid.astype(np.float64), *spans)
@@ -185,12 +186,7 @@ class _UpsampledOnGrid:
             np.ix_(row_under[inside_rows] - top, col_under[inside_cols] - left)
         ]
         values[~centre_valid] = np.nan
-        return self.shaped(values, index)
-
-    @staticmethod
-    def shaped(values: np.ndarray, index) -> np.ndarray:
-        """(rows, cols) for a band index, (1, rows, cols) for a list of them, as rasterio's `read` returns."""
-        return values if np.isscalar(index) else values[np.newaxis]
+        return values[np.newaxis]
 
     @staticmethod
     def interpolate(source, row_first, row_second, row_weight, col_first, col_second, col_weight) -> np.ndarray:

@@ -2,11 +2,13 @@
 pair)."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import rasterio.io
+import rasterio.warp
 from rasterio import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -215,6 +217,9 @@ def test_folder_errors(bigearthnet_folder, tmp_path):
     write_single_band(tmp_path / "B02.tif", np.ones((4, 4), np.uint16), 10)
     with pytest.raises(ValueError, match="Several files .* hold the same band"):
         read_bands(tmp_path, ["B02"])
+    (tmp_path / "broken.tif").write_text("not a GeoTIFF")
+    with pytest.raises(ValueError, match=r"Cannot open .*broken\.tif \(the scene\): "):
+        read_bands(tmp_path / "broken.tif")
 
 
 def test_nodata_and_nan_pixels_are_invalid_and_nan(tmp_path):
@@ -237,6 +242,9 @@ def test_nodata_and_nan_pixels_are_invalid_and_nan(tmp_path):
     assert np.isnan(bands.data[0, 1, 1]) and np.isnan(bands.data[1, 0, 5]) and np.isnan(bands.data[2, 6:, 6:]).all()
     assert np.isnan(bands.data).sum() == 6
     np.testing.assert_array_equal(bands.data[2, :2, :2], np.full((2, 2), b05[0, 0]))
+    # read_bands passes the options of open_scene on: a declared nodata value overrides the file's
+    declared = read_bands(tmp_path, ["B03"], nodata=0.5)
+    assert not declared.valid_mask.any() and np.isnan(declared.data).all()
 
 
 
@@ -246,7 +254,7 @@ def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
     equal GDAL's warper onto that grid: its values and its NaN, over the whole scene and in a window."""
     with rasterio.open(major_tom_folder / "B02.tif") as grid:
         crs, transform, shape = grid.crs, grid.transform, grid.shape
-    window = Window(317, 233, 64, 64)
+    window = Window(300, 5, 64, 48)  # holes of both bands; not square: rows and columns are not interchangeable
     for band in ("B05", "B01"):
         with rasterio.open(major_tom_folder / f"{band}.tif") as dataset:
             values, counts = np.unique(dataset.read(1), return_counts=True)
@@ -258,6 +266,66 @@ def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
         with open_scene(major_tom_folder, [band], nodata=nodata, resampling=resampling) as scene:
             full, part = scene.read(), scene.read(window)
         assert 0 < np.isnan(expected).sum() < expected.size // 10  # there are holes, and mostly data
+        assert np.isnan(expected[window.toslices()]).any()  # in the window too
         np.testing.assert_array_equal(full.data[0], expected)
         np.testing.assert_array_equal(full.valid_mask, ~np.isnan(expected))
         np.testing.assert_array_equal(part.data[0], expected[window.toslices()])
+
+
+def test_coarser_band_window_reads_only_the_source_pixels_under_it(major_tom_folder, monkeypatch):
+    """A window of a 60 m band on the 10 m grid reads the 60 m pixels under it plus one for the bilinear kernel,
+    straight from the file (no warped view)."""
+    reads = []
+    original_read = rasterio.io.DatasetReader.read
+
+    def recording_read(self, *args, **kwargs):
+        reads.append((self.name, kwargs.get("window")))
+        return original_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", recording_read)
+    with open_scene(major_tom_folder, ["B01"]) as scene:
+        reads.clear()
+        scene.read(Window(317, 233, 64, 48))
+    # columns 317..380: centres at 52.4 .. 62.9 of the 60 m pixels, so pixels 52 .. 63; rows 233..280: 38 .. 47
+    assert [(Path(name).name, window) for name, window in reads] == [("B01.tif", Window(52, 38, 12, 10))]
+
+
+def test_coarser_band_that_is_not_a_whole_multiple_is_warped(tmp_path):
+    """A 15 m band on a 10 m grid is no whole multiple of it: the values are GDAL's warp, not the fast path's."""
+    write_single_band(tmp_path / "B02.tif", np.ones((12, 12), np.uint16), 10)
+    b05 = np.arange(1, 65, dtype=np.uint16).reshape(8, 8) * 7 % 61
+    write_single_band(tmp_path / "B05.tif", b05, 15)
+    with rasterio.open(tmp_path / "B05.tif") as dataset, WarpedVRT(
+        dataset, crs=dataset.crs, transform=Affine(10, 0, 500000, 0, -10, 4000000), width=12, height=12,
+        resampling=Resampling.bilinear, dtype="float32", nodata=float("nan"),
+    ) as warped:  # fmt: skip
+        expected = warped.read(1)
+
+    np.testing.assert_array_equal(read_bands(tmp_path, ["B05"]).data[0], expected)
+
+
+def test_band_in_another_crs_is_reprojected_onto_the_grid(tmp_path):
+    """A band stored in another CRS (here geographic) is read at the same places of the earth: a field linear in
+    the grid's coordinates, stored at about 30 m, comes back as that field, to the bilinear kernel's error."""
+    grid = Affine(10, 0, 500000, 0, -10, 4000000)
+    write_single_band(tmp_path / "B02.tif", np.ones((32, 32), np.uint16), 10)
+    (west, east), (north, south) = rasterio.warp.transform("EPSG:32633", "EPSG:4326", [500000, 500320],
+                                                           [4000000, 3999680])  # fmt: skip
+    west, north, east, south = west - 0.001, north + 0.001, east + 0.001, south - 0.001
+    geographic = Affine((east - west) / 16, 0, west, 0, (south - north) / 16, north)
+    columns, rows = np.meshgrid(np.arange(16) + 0.5, np.arange(16) + 0.5)
+    longitudes, latitudes = geographic @ (columns.ravel(), rows.ravel())
+    x, y = rasterio.warp.transform("EPSG:4326", "EPSG:32633", longitudes, latitudes)
+    field = lambda x, y: (np.asarray(x) - 500000) + 2 * (4000000 - np.asarray(y))  # noqa: E731
+    with rasterio.open(
+        tmp_path / "B05.tif", "w", driver="GTiff", height=16, width=16, count=1, dtype="float32",
+        crs="EPSG:4326", transform=geographic,
+    ) as dataset:  # fmt: skip
+        dataset.write(field(x, y).reshape(16, 16).astype(np.float32), 1)
+
+    bands = read_bands(tmp_path, ["B05"])
+
+    columns, rows = np.meshgrid(np.arange(32) + 0.5, np.arange(32) + 0.5)
+    expected = field(*(grid @ (columns, rows)))
+    assert bands.crs == "EPSG:32633" and bands.valid_mask.all()
+    np.testing.assert_allclose(bands.data[0], expected, atol=2.0)  # the field spans 0 .. 960
