@@ -2,6 +2,7 @@
 two-date pair, with tiny models."""
 
 import glob
+import json
 
 import numpy as np
 import pytest
@@ -17,9 +18,9 @@ from spectralgpt_hf import (
     SpectralGPTModel,
 )
 from spectralgpt_hf.cli import main as cli_main
-from spectralgpt_hf.image_processing_spectralgpt import SEGMUNICH_BANDS
+from spectralgpt_hf.image_processing_spectralgpt import BIGEARTHNET_MEAN, BIGEARTHNET_STD, SEGMUNICH_BANDS
 from spectralgpt_hf.geo import open_scene, read_bands
-from spectralgpt_hf.inference.scene import embed_scene, predict_scene, scene_band_names
+from spectralgpt_hf.inference.scene import embed_scene, predict_scene, scene_band_names, scene_tiling
 from spectralgpt_hf.inference.tiling import OutputLayout, TiledScene, blend_weights, run_tiles, tile_starts
 
 
@@ -43,6 +44,19 @@ def test_tile_starts_cover_the_scene_with_the_last_tile_flush():
     assert tile_starts(1068, 128, 96, align=8) == [0, 96, 192, 288, 384, 480, 576, 672, 768, 864, 936]
     assert tile_starts(100, 128, 96) == [0]
     assert tile_starts(128, 128, 96) == [0]
+
+
+def test_scene_tiling_defaults_and_checks():
+    config = tiny_config()  # 64 px, patch 8
+    assert scene_tiling(config) == (64, 16)
+    assert scene_tiling(config, 128) == (128, 32)
+    assert scene_tiling(config, 64, 12) == (64, 12)  # class maps and scores blend any overlap
+    with pytest.raises(ValueError, match=r"overlap \(12\) must be a multiple of the model's patch size \(8 px\)"):
+        scene_tiling(config, 64, 12, aligned=True)  # embeddings: one pixel per patch
+    with pytest.raises(ValueError, match=r"tile \(60\) must be a multiple of the model's patch size \(8 px\)"):
+        scene_tiling(config, 60)
+    with pytest.raises(ValueError, match=r"overlap \(64\) must be in \[0, tile\) = \[0, 64\)"):
+        scene_tiling(config, 64, 64)
 
 
 def test_blend_weights_fade_at_edges_only():
@@ -147,6 +161,8 @@ def test_segmentation_class_map_on_the_scene_grid(major_tom, tmp_path):
         assert (result.count, result.height, result.width) == (1, *scene.shape)
         assert result.transform == scene.transform and result.crs == scene.crs
         assert result.dtypes[0] == "uint8" and result.nodata == 255
+        assert json.loads(result.tags()["class_names"]) == [model.config.id2label[index] for index in range(5)]
+        assert result.tags()["scene_id"] == scene.scene_id
         classes = result.read(1)
     assert classes.max() < 5 and len(np.unique(classes)) > 1
     # away from any overlap, a pixel's class is the model's argmax on the one tile covering it
@@ -192,14 +208,19 @@ def test_change_detection_on_two_dates_marks_nodata(ssl4eo_dates, tmp_path):
     assert np.all(classes[valid] <= 1) and np.all(classes[~valid] == 255) and (~valid).any()
 
 
-def test_classification_writes_blended_scores_per_label(major_tom, tmp_path):
+def test_classification_writes_blended_scores_per_label(major_tom, tmp_path, capsys):
     torch.manual_seed(0)
     model = SpectralGPTForImageClassification(tiny_config(num_labels=3, id2label={0: "crop", 1: "forest", 2: "water"}))
-    output = predict_scene(model, major_tom, tmp_path / "scores.tif", tile=256, overlap=0, progress=False)
-    with rasterio.open(output) as result:
+    output = predict_scene(model, major_tom, tmp_path / "scores.tif", tile=256, overlap=0, output_dtype="float16")
+    # the progress bar counts the 3 x 3 tiles (starts 0, 256 and 272 along each axis)
+    assert "9/9" in capsys.readouterr().err
+    with rasterio.open(output) as result, open_scene(major_tom) as scene:
         assert result.count == 3 and result.descriptions == ("crop", "forest", "water")
-        scores = result.read()
-    np.testing.assert_allclose(scores.sum(0), 1.0, atol=1e-5)
+        # float16 is stored as 16-bit floats and read back as float32
+        assert result.tags(1, ns="IMAGE_STRUCTURE").get("NBITS") == "16" and result.dtypes[0] == "float32"
+        assert result.tags()["scene_id"] == scene.scene_id
+        scores = result.read().astype(np.float32)
+    np.testing.assert_allclose(scores.sum(0), 1.0, atol=2e-3)
     # constant over each tile's footprint
     assert np.all(scores[:, :256, :256] == scores[:, :1, :1])
 
@@ -310,3 +331,22 @@ def test_failed_predict_keeps_the_existing_output(scene_crops, tmp_path):
     assert written  # rows had been written before the failure
     assert output.read_bytes() == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["classes.tif"]
+
+
+def test_fixed_normalisation_uses_the_bigearthnet_statistics_on_every_tile(major_tom, tmp_path):
+    """normalization="fixed": every tile is (x - mean) / std with the BigEarthNet statistics, not stretched on its
+    own, so an interior pixel's class is the model's argmax on its tile normalised so."""
+    torch.manual_seed(0)
+    model = SpectralGPTForSemanticSegmentation(tiny_config(num_labels=5, **HEAD_SIZES))
+    output = predict_scene(model, major_tom, tmp_path / "classes.tif", tile=128, overlap=32, normalization="fixed",
+                           progress=False)  # fmt: skip
+    with rasterio.open(output) as result:
+        classes = result.read(1)
+    tile = read_bands(major_tom, window=rasterio.windows.Window(0, 0, 128, 128)).data
+    mean, std = np.array(BIGEARTHNET_MEAN)[:, None, None], np.array(BIGEARTHNET_STD)[:, None, None]
+    pixel_values = torch.from_numpy((tile - mean) / std).float()[None]
+    with torch.no_grad():
+        expected = model(pixel_values, interpolate_pos_encoding=True).logits.argmax(1)[0].numpy()
+        stretched = model(tile_inputs(major_tom, 0, 0, 128), interpolate_pos_encoding=True).logits.argmax(1)[0]
+    assert (stretched.numpy()[:96, :96] != expected[:96, :96]).any()  # the two normalisations tell apart here
+    np.testing.assert_array_equal(classes[:96, :96], expected[:96, :96])
