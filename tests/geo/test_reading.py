@@ -329,3 +329,46 @@ def test_band_in_another_crs_is_reprojected_onto_the_grid(tmp_path):
     expected = field(*(grid @ (columns, rows)))
     assert bands.crs == "EPSG:32633" and bands.valid_mask.all()
     np.testing.assert_allclose(bands.data[0], expected, atol=2.0)  # the field spans 0 .. 960
+
+
+def test_coarser_band_covering_less_than_the_grid_is_nan_beyond_it(tmp_path):
+    """A 20 m band 5 x 6 px under a 12 x 12 px 10 m grid covers its first 10 rows only: rows 10 and 11 are NaN,
+    the rest GDAL's warp."""
+    write_single_band(tmp_path / "B02.tif", np.ones((12, 12), np.uint16), 10)
+    write_single_band(tmp_path / "B05.tif", np.arange(1, 31, dtype=np.uint16).reshape(5, 6) ** 2, 20)
+    with rasterio.open(tmp_path / "B05.tif") as dataset, WarpedVRT(
+        dataset, crs=dataset.crs, transform=Affine(10, 0, 500000, 0, -10, 4000000), width=12, height=12,
+        resampling=Resampling.bilinear, dtype="float32", nodata=float("nan"),
+    ) as warped:  # fmt: skip
+        expected = warped.read(1)
+
+    bands = read_bands(tmp_path, ["B05"])
+
+    assert np.isnan(bands.data[0, 10:]).all() and not np.isnan(bands.data[0, :10]).any()
+    np.testing.assert_array_equal(bands.data[0], expected)
+    np.testing.assert_array_equal(bands.valid_mask, ~np.isnan(expected))
+
+
+def test_rotated_grid_is_read_through_the_warper(tmp_path):
+    """Grids with rotation terms (a = 0 here: rows run east) are no case for the fast upsampler: GDAL warps them."""
+
+    def write_rotated(path, array, pixel_size):
+        with rasterio.open(
+            path, "w", driver="GTiff", height=array.shape[0], width=array.shape[1], count=1, dtype=array.dtype,
+            crs="EPSG:32633", transform=Affine(0, pixel_size, 500000, pixel_size, 0, 4000000),
+        ) as dataset:  # fmt: skip
+            dataset.write(array, 1)
+
+    write_rotated(tmp_path / "B02.tif", np.ones((8, 8), np.uint16), 10)
+    b05 = np.arange(1, 17, dtype=np.uint16).reshape(4, 4) ** 2
+    write_rotated(tmp_path / "B05.tif", b05, 20)
+    with rasterio.open(tmp_path / "B05.tif") as dataset, WarpedVRT(
+        dataset, crs=dataset.crs, transform=Affine(0, 10, 500000, 10, 0, 4000000), width=8, height=8,
+        resampling=Resampling.nearest, dtype="float32", nodata=float("nan"),
+    ) as warped:  # fmt: skip
+        expected = warped.read(1)
+
+    bands = read_bands(tmp_path, ["B05"], resampling="nearest")
+
+    np.testing.assert_array_equal(bands.data[0], np.kron(b05, np.ones((2, 2))))
+    np.testing.assert_array_equal(bands.data[0], expected)
