@@ -187,3 +187,48 @@ def test_classifier_takes_its_drop_path_from_the_file(make_weights, tmp_path, ar
     # The blocks' stochastic depth grows linearly to the rate: the last block of two has all of it.
     assert model.spectralgpt.layers[-1].drop_path.drop_prob == pytest.approx(drop_path_rate)
     torch.testing.assert_close(model.classifier.weight, state_dict["head.weight"])
+
+
+def test_mask_ratio_comes_from_the_file(tiny_original):
+    _, write = tiny_original
+    assert convert_original_checkpoint(write(args={"mask_ratio": 0.75})).config.mask_ratio == 0.75
+
+
+def test_patch_sizes_and_band_count_come_from_the_tensors(make_weights, tmp_path):
+    """4 x 4 px patches of 3 bands in 2 spectral groups: 6 bands, 16 px images (a 4 x 4 grid)."""
+    resized = {"patch_embed.proj.weight": (768, 1, 3, 4, 4), "decoder_pred.weight": (48, 64), "decoder_pred.bias": (48,)}
+    manifest = [(key, resized.get(key, shape)) for key, shape in tiny_pretrain_manifest(groups=2)]
+    path = tmp_path / "small-patches.pth"
+    make_weights.write_original_checkpoint("pretrain", make_weights.make_state_dict(manifest, seed=0), path)
+    config = convert_original_checkpoint(path).config
+    assert (config.patch_size, config.spectral_patch_size, config.num_bands, config.image_size) == (4, 3, 6, 16)
+
+
+def test_a_key_the_model_lacks_is_listed_with_its_new_name(tiny_original):
+    """Query/key/value biases in the second block only: the first block says there are none, so the second
+    block's (and the decoder's, which follows the encoder) have nowhere to go."""
+    state_dict, write = tiny_original
+    broken = {key: value for key, value in state_dict.items() if not re.match(r"blocks\.0\.attn\.[qkv]\.bias", key)}
+    with pytest.raises(CheckpointConversionError) as error:
+        convert_original_checkpoint(write(broken))
+    assert (
+        "mapped keys the model does not have (6): blocks.1.attn.k.bias (as spectralgpt.layers.1.attention.k_proj.bias)"
+        in str(error.value)
+    )
+
+
+@pytest.mark.parametrize("kind", ["segmentation", "change_detection"])
+def test_dense_heads_leave_out_the_unused_encoder_norm(make_weights, reference_dir, tmp_path, kind):
+    """The published segmentation and change-detection files keep the pretrained encoder's final norm, which
+    their models never use: it is left out, and everything else arrives (here with the encoder cut to 2 blocks)."""
+    name = "segmentation_base_128_nc13" if kind == "segmentation" else "change_detection_base_128"
+    manifest = make_weights.load_manifest(reference_dir / "manifests" / f"{name}.json")
+    manifest = [(key, shape) for key, shape in manifest if not re.match(r"blocks\.([2-9]|1\d)\.", key)]
+    state_dict = make_weights.make_state_dict(manifest, seed=0)
+    assert "norm.weight" in state_dict
+    path = tmp_path / f"{kind}.pth"
+    make_weights.write_original_checkpoint(kind, state_dict, path)
+    model = convert_original_checkpoint(path)
+    assert model.config.num_hidden_layers == 2
+    assert not any(key.endswith(("layernorm.weight", "layernorm.bias")) for key in model.state_dict())
+    torch.testing.assert_close(model.spectralgpt.layers[1].attention.o_proj.weight, state_dict["blocks.1.attn.proj.weight"])
