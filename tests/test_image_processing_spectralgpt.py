@@ -232,6 +232,16 @@ def test_registration_with_auto_image_processor(tmp_path):
         (np.zeros((12, 8, 8)), {"do_center_crop": True, "crop_size": 16}, ValueError, "larger than the image"),
         (np.zeros((12, 8, 8)), {"do_normalize": True}, ValueError, "does not support do_normalize"),
         (np.zeros((12, 8, 8)), {"normalization": "z_score"}, ValueError, "normalization must be one of"),
+        (np.zeros((8, 8, 13)), {"input_data_format": "channels_last"}, ValueError,
+         r"got 13 channels in an image read as \(H, W, C\) channels_last with shape \(13, 8, 8\)"),
+        (np.zeros((12, 8, 8)), {"min_max_epsilon": -1.0}, ValueError,
+         r"min_max normalisation needs min_max_epsilon >= 0, got -1\.0"),
+        # without band names, the statistics tell the band count
+        (np.zeros((4, 8, 8)), {"normalization": "mean_std", "image_mean": [1.0, 2.0, 3.0], "image_std": [1.0, 1.0, 1.0],
+                               "band_names": None}, ValueError, r"^Expected 3 bands, got 4 channels"),
+        (np.zeros((2, 8, 8)), {"normalization": "mean_std", "image_mean": [1.0, 2.0, 3.0], "image_std": [1.0, 1.0, 1.0],
+                               "band_names": ["B02", "B03"]}, ValueError,
+         r"makes 2 channels \(\['B02', 'B03'\]\); give one value per channel"),
     ],
 )  # fmt: skip
 def test_bad_input_errors(bad_input, kwargs, error, message):
@@ -293,3 +303,10 @@ def test_shape_errors_name_the_layout_they_read():
         SpectralGPTImageProcessor()([np.zeros((1, 8, 8, 12))], input_data_format="channels_last")
     with pytest.raises(ValueError, match=r"3 dimensions \(\(C, H, W\) channels_first\)"):
         SpectralGPTImageProcessor()([np.zeros((1, 12, 8, 8))])
+
+
+def test_device_places_the_pixel_values():
+    """`device` moves the images before processing (the meta device stands in for an accelerator here)."""
+    pixel_values = SpectralGPTImageProcessor.for_pretraining()(np.zeros((12, 8, 8)), return_tensors="pt", device="meta")
+    assert pixel_values["pixel_values"].device.type == "meta"
+    assert pixel_values["pixel_values"].shape == (1, 12, 8, 8)

@@ -39,6 +39,11 @@ print(" ".join(names))
 print(f"{len(json.load(open(sys.argv[1]))['exit_code_by_key'])} mutants in all", file=sys.stderr)
 PY
 )
+# The tests must pass unmutated (a mutant name of no module runs the original code), or no result would mean anything.
+if ! (cd mutants && MUTANT_UNDER_TEST=none.none python -m pytest -p no:cacheprovider -q -x $* >../baseline.log 2>&1); then
+  echo "The tests fail without a mutant (see $work/baseline.log); fix that first." >&2
+  exit 1
+fi
 # Each mutant runs in a fresh pytest process (mutmut's own runner forks its parent, where a torch or GDAL thread
 # pool left from the coverage run can deadlock a child and pass for a timeout). Two at a time, 5 min each at most.
 mkdir -p results
@@ -48,11 +53,12 @@ printf '%s\n' $names | xargs -P "${MUTATION_JOBS:-2}" -I{} sh -c '
 python - $names <<'PY'
 import sys
 from pathlib import Path
-# pytest's exit codes: 1 a test failed (killed), 0 survived, 124 the 5 min limit (timeout, not counted killed)
+# pytest's exit codes: 1 a test failed, 2 collection failed (the mutant broke an import or a module-level call; the
+# unmutated tests collected): both killed. 0 survived; 124 the 5 min limit (timeout, not counted killed).
 codes = {name: int(Path("results", name).read_text()) for name in sys.argv[1:]}
-killed = [n for n, c in codes.items() if c == 1]
+killed = [n for n, c in codes.items() if c in (1, 2)]
 survived = [n for n, c in codes.items() if c == 0]
-other = [n for n, c in codes.items() if c not in (0, 1)]
+other = [n for n, c in codes.items() if c not in (0, 1, 2)]
 print(f"SUMMARY {len(killed)}/{len(codes)} killed ({100 * len(killed) / max(len(codes), 1):.0f} %), "
       f"{len(survived)} survived, {len(other)} timed out or errored")
 for name in survived:
