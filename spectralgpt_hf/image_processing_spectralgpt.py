@@ -335,7 +335,7 @@ class SpectralGPTImageProcessor(BaseImageProcessor):
         pixel_values = torch.cat(processed).to(torch.float32)
         if return_tensors == "np":
             pixel_values = pixel_values.cpu().numpy()
-        return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
+        return BatchFeature(data={"pixel_values": pixel_values})  # already of the type asked for
 
 
 def _check_statistics(normalization, image_mean, image_std) -> None:

@@ -13,6 +13,7 @@ from spectralgpt_hf import (
     convert_original_checkpoint,
 )
 from spectralgpt_hf.cli import main as cli_main
+from spectralgpt_hf.convert_original_checkpoint import detect_kind
 
 from layouts import tiny_pretrain_manifest
 
@@ -228,7 +229,32 @@ def test_dense_heads_leave_out_the_unused_encoder_norm(make_weights, reference_d
     assert "norm.weight" in state_dict
     path = tmp_path / f"{kind}.pth"
     make_weights.write_original_checkpoint(kind, state_dict, path)
+    # Told apart by the class count (OSCD's model always has 2) when the file is a bare state_dict
+    assert detect_kind(state_dict) == kind
     model = convert_original_checkpoint(path)
     assert model.config.num_hidden_layers == 2
+    if kind == "change_detection":  # the OSCD model has no dropout in its neck and pyramid pooling
+        assert (model.config.neck_dropout_prob, model.config.pyramid_pooling_dropout_prob) == (0.0, 0.0)
+        assert model.config.id2label == {0: "no change", 1: "change"}
+    else:
+        assert (model.config.neck_dropout_prob, model.config.pyramid_pooling_dropout_prob) == (0.5, 0.5)
     assert not any(key.endswith(("layernorm.weight", "layernorm.bias")) for key in model.state_dict())
     torch.testing.assert_close(model.spectralgpt.layers[1].attention.o_proj.weight, state_dict["blocks.1.attn.proj.weight"])
+
+
+def test_a_file_saved_from_a_gpu_loads_on_the_cpu(tiny_original, tmp_path):
+    """The published files hold CUDA tensors; they load on machines without one. Saved here with every storage
+    tagged cuda:0, as a GPU run writes it."""
+    state_dict, _ = tiny_original
+    path = tmp_path / "from-gpu.pth"
+    registry = torch.serialization._package_registry
+    registry.insert(0, (-1, lambda storage: "cuda:0", lambda storage, location: None))
+    try:
+        torch.save({"model": state_dict}, path)
+    finally:
+        registry.pop(0)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):  # what loading without a map location does here
+            torch.load(path, weights_only=True)
+    model = convert_original_checkpoint(path)
+    torch.testing.assert_close(model.spectralgpt.layers[0].attention.q_proj.weight, state_dict["blocks.0.attn.q.weight"])

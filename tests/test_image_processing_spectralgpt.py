@@ -242,6 +242,9 @@ def test_registration_with_auto_image_processor(tmp_path):
         (np.zeros((2, 8, 8)), {"normalization": "mean_std", "image_mean": [1.0, 2.0, 3.0], "image_std": [1.0, 1.0, 1.0],
                                "band_names": ["B02", "B03"]}, ValueError,
          r"makes 2 channels \(\['B02', 'B03'\]\); give one value per channel"),
+        (np.zeros((12, 8, 8)), {"do_resize": True, "size": {"height": 0, "width": 8}}, ValueError,
+         r"size must be \{'height': int, 'width': int\} .* got \{'height': 0, 'width': 8\}\."),
+        (np.zeros((12, 8, 8)), {"do_center_crop": True, "crop_size": None}, ValueError, r"crop_size must be .* got None\."),
     ],
 )  # fmt: skip
 def test_bad_input_errors(bad_input, kwargs, error, message):
