@@ -3,6 +3,7 @@ two-date pair, with tiny models."""
 
 import glob
 import json
+import re
 
 import numpy as np
 import pytest
@@ -127,6 +128,9 @@ def test_failed_run_leaves_no_file(major_tom, tmp_path):
     with pytest.raises(RuntimeError, match="out of memory"):
         embed_scene(model, major_tom, tmp_path / "embeddings.tif", tile=128, batch_size=4, progress=False)
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=r"reader must be one of \('strip', 'tile'\), got 'rows'"):
+        predict_scene(model, major_tom, tmp_path / "classes.tif", reader="rows", progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_mismatched_dates_are_refused(ssl4eo_dates, major_tom):
@@ -161,6 +165,7 @@ def test_segmentation_class_map_on_the_scene_grid(major_tom, tmp_path):
         assert (result.count, result.height, result.width) == (1, *scene.shape)
         assert result.transform == scene.transform and result.crs == scene.crs
         assert result.dtypes[0] == "uint8" and result.nodata == 255
+        assert result.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"  # the default output format
         assert json.loads(result.tags()["class_names"]) == [model.config.id2label[index] for index in range(5)]
         assert result.tags()["scene_id"] == scene.scene_id
         classes = result.read(1)
@@ -190,6 +195,10 @@ def test_segmunich_model_reads_its_ten_bands_and_appends_their_mean(major_tom, t
         expected = model(pixel_values, interpolate_pos_encoding=True).logits.argmax(1)[0].numpy()
     np.testing.assert_array_equal(classes[:96, :96], expected[:96, :96])
 
+    # a 6-band model without band names reads the bands its processor names, which must be 6
+    ten_bands = SpectralGPTImageProcessor(band_names=list(SEGMUNICH_BANDS))
+    with pytest.raises(ValueError, match=r"makes 10 channels \(B01, .*, B12\) but the model takes 6; use"):
+        scene_band_names(SpectralGPTConfig(num_bands=6), ten_bands)
     twelve_bands_and_means = SpectralGPTImageProcessor(band_mean_channels=2)
     with pytest.raises(ValueError, match="makes 14 channels .* and 2 band-mean channels\\) but the model takes 12"):
         predict_scene(model, major_tom, tmp_path / "wrong.tif", processor=twelve_bands_and_means, progress=False)
@@ -211,11 +220,13 @@ def test_change_detection_on_two_dates_marks_nodata(ssl4eo_dates, tmp_path):
 def test_classification_writes_blended_scores_per_label(major_tom, tmp_path, capsys):
     torch.manual_seed(0)
     model = SpectralGPTForImageClassification(tiny_config(num_labels=3, id2label={0: "crop", 1: "forest", 2: "water"}))
-    output = predict_scene(model, major_tom, tmp_path / "scores.tif", tile=256, overlap=0, output_dtype="float16")
-    # the progress bar counts the 3 x 3 tiles (starts 0, 256 and 272 along each axis)
-    assert "9/9" in capsys.readouterr().err
+    output = predict_scene(model, major_tom, tmp_path / "scores.tif", tile=256, overlap=0, output_dtype="float16",
+                           output_format="gtiff", reader="tile")  # fmt: skip
+    # the progress bar counts the 3 x 3 tiles (starts 0, 256 and 272 along each axis), in tiles
+    assert re.search(r" 9/9 \[.*[\d.]+(tile/s|s/tile)\]", capsys.readouterr().err)
     with rasterio.open(output) as result, open_scene(major_tom) as scene:
         assert result.count == 3 and result.descriptions == ("crop", "forest", "water")
+        assert "LAYOUT" not in result.tags(ns="IMAGE_STRUCTURE")  # a plain tiled GeoTIFF, as asked
         # float16 is stored as 16-bit floats and read back as float32
         assert result.tags(1, ns="IMAGE_STRUCTURE").get("NBITS") == "16" and result.dtypes[0] == "float32"
         assert result.tags()["scene_id"] == scene.scene_id
