@@ -140,15 +140,25 @@ def test_mismatched_dates_are_refused(ssl4eo_dates, major_tom):
             TiledScene(first, processor, 64, 0, scene_2=other)
 
 
-def test_embed_command_line(major_tom, tmp_path):
+def test_embed_command_line(major_tom, tmp_path, capsys):
     model = SpectralGPTModel(tiny_config())
     model.save_pretrained(tmp_path / "model")
     output = tmp_path / "embeddings.tif"
     arguments = ["embed", "--model", str(tmp_path / "model"), "--input", major_tom, "--output", str(output)]
     assert cli_main([*arguments, "--tile", "128", "--overlap", "16", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == f"Wrote {output}"
     with rasterio.open(output) as result, open_scene(major_tom) as scene:
         assert (result.count, result.height, result.width) == (32, scene.shape[0] // 8, scene.shape[1] // 8)
+        embeddings = result.read()
+    # the command is embed_scene with its flags
+    expected = embed_scene(model, major_tom, tmp_path / "expected.tif", tile=128, overlap=16, progress=False)
+    with rasterio.open(expected) as result:
+        np.testing.assert_array_equal(embeddings, result.read())
     assert cli_main([*arguments, "--overlap", "12"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "spectralgpt-hf embed: error: --tile / --overlap: overlap (12) must be a multiple of the model's patch size "
+        "(8 px) here."
+    )
 
 
 HEAD_SIZES = dict(
@@ -236,14 +246,19 @@ def test_classification_writes_blended_scores_per_label(major_tom, tmp_path, cap
     assert np.all(scores[:, :256, :256] == scores[:, :1, :1])
 
 
-def test_predict_command_line(major_tom, tmp_path):
+def test_predict_command_line(major_tom, tmp_path, capsys):
     torch.manual_seed(0)
     SpectralGPTForSemanticSegmentation(tiny_config(num_labels=3, **HEAD_SIZES)).save_pretrained(tmp_path / "model")
     output = tmp_path / "classes.tif"
     arguments = ["predict", "--model", str(tmp_path / "model"), "--input", major_tom, "--output", str(output)]
     assert cli_main([*arguments, "--tile", "256", "--batch-size", "4", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == f"Wrote {output}"
     with rasterio.open(output) as result, open_scene(major_tom) as scene:
         assert result.shape == scene.shape
+    assert cli_main([*arguments, "--tile", "256", "--overlap", "300"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "spectralgpt-hf predict: error: --tile / --overlap: overlap (300) must be in [0, tile) = [0, 256)."
+    )
 
 
 def tile_inputs(path, row, col, size):
