@@ -272,6 +272,15 @@ def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
         np.testing.assert_array_equal(part.data[0], expected[window.toslices()])
 
 
+def gdal_warp(path, transform, size, resampling=Resampling.bilinear):
+    """GDAL's warp of the band at `path` onto the size x size grid `transform` in its own CRS."""
+    with rasterio.open(path) as dataset, WarpedVRT(
+        dataset, crs=dataset.crs, transform=transform, width=size, height=size, resampling=resampling,
+        dtype="float32", nodata=float("nan"),
+    ) as warped:  # fmt: skip
+        return warped.read(1)
+
+
 def test_coarser_band_window_reads_only_the_source_pixels_under_it(major_tom_folder, monkeypatch):
     """A window of a 60 m band on the 10 m grid reads the 60 m pixels under it plus one for the bilinear kernel,
     straight from the file (no warped view)."""
@@ -295,11 +304,7 @@ def test_coarser_band_that_is_not_a_whole_multiple_is_warped(tmp_path):
     write_single_band(tmp_path / "B02.tif", np.ones((12, 12), np.uint16), 10)
     b05 = np.arange(1, 65, dtype=np.uint16).reshape(8, 8) * 7 % 61
     write_single_band(tmp_path / "B05.tif", b05, 15)
-    with rasterio.open(tmp_path / "B05.tif") as dataset, WarpedVRT(
-        dataset, crs=dataset.crs, transform=Affine(10, 0, 500000, 0, -10, 4000000), width=12, height=12,
-        resampling=Resampling.bilinear, dtype="float32", nodata=float("nan"),
-    ) as warped:  # fmt: skip
-        expected = warped.read(1)
+    expected = gdal_warp(tmp_path / "B05.tif", Affine(10, 0, 500000, 0, -10, 4000000), 12)
 
     np.testing.assert_array_equal(read_bands(tmp_path, ["B05"]).data[0], expected)
 
@@ -336,11 +341,7 @@ def test_coarser_band_covering_less_than_the_grid_is_nan_beyond_it(tmp_path):
     the rest GDAL's warp."""
     write_single_band(tmp_path / "B02.tif", np.ones((12, 12), np.uint16), 10)
     write_single_band(tmp_path / "B05.tif", np.arange(1, 31, dtype=np.uint16).reshape(5, 6) ** 2, 20)
-    with rasterio.open(tmp_path / "B05.tif") as dataset, WarpedVRT(
-        dataset, crs=dataset.crs, transform=Affine(10, 0, 500000, 0, -10, 4000000), width=12, height=12,
-        resampling=Resampling.bilinear, dtype="float32", nodata=float("nan"),
-    ) as warped:  # fmt: skip
-        expected = warped.read(1)
+    expected = gdal_warp(tmp_path / "B05.tif", Affine(10, 0, 500000, 0, -10, 4000000), 12)
 
     bands = read_bands(tmp_path, ["B05"])
 
@@ -362,11 +363,7 @@ def test_rotated_grid_is_read_through_the_warper(tmp_path):
     write_rotated(tmp_path / "B02.tif", np.ones((8, 8), np.uint16), 10)
     b05 = np.arange(1, 17, dtype=np.uint16).reshape(4, 4) ** 2
     write_rotated(tmp_path / "B05.tif", b05, 20)
-    with rasterio.open(tmp_path / "B05.tif") as dataset, WarpedVRT(
-        dataset, crs=dataset.crs, transform=Affine(0, 10, 500000, 10, 0, 4000000), width=8, height=8,
-        resampling=Resampling.nearest, dtype="float32", nodata=float("nan"),
-    ) as warped:  # fmt: skip
-        expected = warped.read(1)
+    expected = gdal_warp(tmp_path / "B05.tif", Affine(0, 10, 500000, 10, 0, 4000000), 8, Resampling.nearest)
 
     bands = read_bands(tmp_path, ["B05"], resampling="nearest")
 
