@@ -89,11 +89,13 @@ def test_stack_without_descriptions_needs_band_order(eurosat_file):
         read_bands(eurosat_file, file_band_order="eurosat")
 
 
-def write_single_band(path, array, pixel_size, nodata=None):
+def write_single_band(path, array, pixel_size=None, nodata=None, *, crs="EPSG:32633", transform=None):
+    """A one-band GeoTIFF: north-up at (500000, 4000000) with `pixel_size`, or on `transform` in `crs`."""
     height, width = array.shape
+    transform = transform or Affine(pixel_size, 0, 500000, 0, -pixel_size, 4000000)
     with rasterio.open(
-        path, "w", driver="GTiff", height=height, width=width, count=1, dtype=array.dtype, crs="EPSG:32633",
-        transform=Affine(pixel_size, 0, 500000, 0, -pixel_size, 4000000), nodata=nodata,
+        path, "w", driver="GTiff", height=height, width=width, count=1, dtype=array.dtype, crs=crs,
+        transform=transform, nodata=nodata,
     ) as dataset:  # fmt: skip
         dataset.write(array, 1)
 
@@ -248,6 +250,16 @@ def test_nodata_and_nan_pixels_are_invalid_and_nan(tmp_path):
 
 
 
+def gdal_warp(path, transform, shape, resampling=Resampling.bilinear, src_nodata=None, crs=None):
+    """GDAL's warp of the band at `path` onto the grid (`transform`, `shape`, `crs`: default the band's own), NaN
+    where invalid."""
+    with rasterio.open(path) as dataset, WarpedVRT(
+        dataset, crs=crs or dataset.crs, transform=transform, height=shape[0], width=shape[1], resampling=resampling,
+        dtype="float32", nodata=float("nan"), src_nodata=src_nodata,
+    ) as warped:  # fmt: skip
+        return warped.read(1)
+
+
 @pytest.mark.parametrize("resampling", ["bilinear", "nearest"])
 def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
     """20 m and 60 m bands on the 10 m grid, with nodata holes (the most common value of each band declared nodata),
@@ -256,13 +268,9 @@ def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
         crs, transform, shape = grid.crs, grid.transform, grid.shape
     window = Window(300, 5, 64, 48)  # holes of both bands; not square: rows and columns are not interchangeable
     for band in ("B05", "B01"):
-        with rasterio.open(major_tom_folder / f"{band}.tif") as dataset:
-            values, counts = np.unique(dataset.read(1), return_counts=True)
-            nodata = float(values[np.argmax(counts)])
-            with WarpedVRT(dataset, crs=crs, transform=transform, height=shape[0], width=shape[1],
-                           resampling=Resampling[resampling], dtype="float32", nodata=float("nan"),
-                           src_nodata=nodata) as warped:  # fmt: skip
-                expected = warped.read(1)
+        values, counts = np.unique(read_raw(major_tom_folder / f"{band}.tif")[0], return_counts=True)
+        nodata = float(values[np.argmax(counts)])
+        expected = gdal_warp(major_tom_folder / f"{band}.tif", transform, shape, Resampling[resampling], nodata, crs)
         with open_scene(major_tom_folder, [band], nodata=nodata, resampling=resampling) as scene:
             full, part = scene.read(), scene.read(window)
         assert 0 < np.isnan(expected).sum() < expected.size // 10  # there are holes, and mostly data
@@ -270,15 +278,6 @@ def test_coarser_bands_are_gdals_warp_bit_for_bit(major_tom_folder, resampling):
         np.testing.assert_array_equal(full.data[0], expected)
         np.testing.assert_array_equal(full.valid_mask, ~np.isnan(expected))
         np.testing.assert_array_equal(part.data[0], expected[window.toslices()])
-
-
-def gdal_warp(path, transform, size, resampling=Resampling.bilinear):
-    """GDAL's warp of the band at `path` onto the size x size grid `transform` in its own CRS."""
-    with rasterio.open(path) as dataset, WarpedVRT(
-        dataset, crs=dataset.crs, transform=transform, width=size, height=size, resampling=resampling,
-        dtype="float32", nodata=float("nan"),
-    ) as warped:  # fmt: skip
-        return warped.read(1)
 
 
 def test_coarser_band_window_reads_only_the_source_pixels_under_it(major_tom_folder, monkeypatch):
@@ -304,7 +303,7 @@ def test_coarser_band_that_is_not_a_whole_multiple_is_warped(tmp_path):
     write_single_band(tmp_path / "B02.tif", np.ones((12, 12), np.uint16), 10)
     b05 = np.arange(1, 65, dtype=np.uint16).reshape(8, 8) * 7 % 61
     write_single_band(tmp_path / "B05.tif", b05, 15)
-    expected = gdal_warp(tmp_path / "B05.tif", Affine(10, 0, 500000, 0, -10, 4000000), 12)
+    expected = gdal_warp(tmp_path / "B05.tif", Affine(10, 0, 500000, 0, -10, 4000000), (12, 12))
 
     np.testing.assert_array_equal(read_bands(tmp_path, ["B05"]).data[0], expected)
 
@@ -322,11 +321,8 @@ def test_band_in_another_crs_is_reprojected_onto_the_grid(tmp_path):
     longitudes, latitudes = geographic @ (columns.ravel(), rows.ravel())
     x, y = rasterio.warp.transform("EPSG:4326", "EPSG:32633", longitudes, latitudes)
     field = lambda x, y: (np.asarray(x) - 500000) + 2 * (4000000 - np.asarray(y))  # noqa: E731
-    with rasterio.open(
-        tmp_path / "B05.tif", "w", driver="GTiff", height=16, width=16, count=1, dtype="float32",
-        crs="EPSG:4326", transform=geographic,
-    ) as dataset:  # fmt: skip
-        dataset.write(field(x, y).reshape(16, 16).astype(np.float32), 1)
+    values = field(x, y).reshape(16, 16).astype(np.float32)
+    write_single_band(tmp_path / "B05.tif", values, crs="EPSG:4326", transform=geographic)
 
     bands = read_bands(tmp_path, ["B05"])
 
@@ -341,7 +337,7 @@ def test_coarser_band_covering_less_than_the_grid_is_nan_beyond_it(tmp_path):
     the rest GDAL's warp."""
     write_single_band(tmp_path / "B02.tif", np.ones((12, 12), np.uint16), 10)
     write_single_band(tmp_path / "B05.tif", np.arange(1, 31, dtype=np.uint16).reshape(5, 6) ** 2, 20)
-    expected = gdal_warp(tmp_path / "B05.tif", Affine(10, 0, 500000, 0, -10, 4000000), 12)
+    expected = gdal_warp(tmp_path / "B05.tif", Affine(10, 0, 500000, 0, -10, 4000000), (12, 12))
 
     bands = read_bands(tmp_path, ["B05"])
 
@@ -352,18 +348,11 @@ def test_coarser_band_covering_less_than_the_grid_is_nan_beyond_it(tmp_path):
 
 def test_rotated_grid_is_read_through_the_warper(tmp_path):
     """Grids with rotation terms (a = 0 here: rows run east) are no case for the fast upsampler: GDAL warps them."""
-
-    def write_rotated(path, array, pixel_size):
-        with rasterio.open(
-            path, "w", driver="GTiff", height=array.shape[0], width=array.shape[1], count=1, dtype=array.dtype,
-            crs="EPSG:32633", transform=Affine(0, pixel_size, 500000, pixel_size, 0, 4000000),
-        ) as dataset:  # fmt: skip
-            dataset.write(array, 1)
-
-    write_rotated(tmp_path / "B02.tif", np.ones((8, 8), np.uint16), 10)
+    rotated = lambda pixel_size: Affine(0, pixel_size, 500000, pixel_size, 0, 4000000)  # noqa: E731
+    write_single_band(tmp_path / "B02.tif", np.ones((8, 8), np.uint16), transform=rotated(10))
     b05 = np.arange(1, 17, dtype=np.uint16).reshape(4, 4) ** 2
-    write_rotated(tmp_path / "B05.tif", b05, 20)
-    expected = gdal_warp(tmp_path / "B05.tif", Affine(0, 10, 500000, 10, 0, 4000000), 8, Resampling.nearest)
+    write_single_band(tmp_path / "B05.tif", b05, transform=rotated(20))
+    expected = gdal_warp(tmp_path / "B05.tif", rotated(10), (8, 8), Resampling.nearest)
 
     bands = read_bands(tmp_path, ["B05"], resampling="nearest")
 
